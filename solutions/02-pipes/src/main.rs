@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    pipes_solution::cli::main()
+}

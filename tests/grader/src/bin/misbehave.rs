@@ -1,0 +1,136 @@
+//! Deliberately misbehaving programs, one per subcommand, for the grader's
+//! own tests: each proves the harness catches one mistake a student's
+//! program can make.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("");
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match what {
+        "ok" => println!("all good"),
+        "loop" => loop {
+            std::hint::spin_loop();
+        },
+        "spew" => loop {
+            let _ = std::io::stdout().write_all(&[b'y'; 4096]);
+        },
+        "panic" => panic!("deliberate panic"),
+        "todo" => todo!("TODO(1): not written yet"),
+        "hold-stdout" => {
+            // The child keeps stdout open and sleeps; the parent exits.
+            if fork() == 0 {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            println!("parent done");
+        }
+        "hang-with-child" => {
+            if fork() == 0 {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        "zombie" => {
+            let child = fork();
+            if child == 0 {
+                // SAFETY: _exit in the child after fork.
+                unsafe { libc::_exit(0) };
+            }
+            // Wait until the child is dead but not reaped, then leave.
+            while !std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .is_ok_and(|stat| stat.contains(") Z "))
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("left a zombie");
+        }
+        "msgq" => {
+            let key = ftok(&arg(1));
+            // SAFETY: msgget with a key and flags only.
+            let id = unsafe { libc::msgget(key, libc::IPC_CREAT | 0o600) };
+            assert!(id >= 0, "msgget failed");
+        }
+        "sem" => {
+            let key = ftok(&arg(1));
+            // SAFETY: semget with a key, a count and flags only.
+            let id = unsafe { libc::semget(key, 1, libc::IPC_CREAT | 0o600) };
+            assert!(id >= 0, "semget failed");
+        }
+        "shm" => {
+            let key = ftok(&arg(1));
+            // SAFETY: shmget with a key, a size and flags only.
+            let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o600) };
+            assert!(id >= 0, "shmget failed");
+        }
+        "posix-shm" => {
+            let name = CString::new(arg(1)).expect("name");
+            // SAFETY: shm_open with a valid C string.
+            let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600) };
+            assert!(fd >= 0, "shm_open failed");
+        }
+        "posix-sem" => {
+            let name = CString::new(arg(1)).expect("name");
+            // SAFETY: sem_open with a valid C string, mode and initial value.
+            let sem = unsafe { libc::sem_open(name.as_ptr(), libc::O_CREAT, 0o600, 1) };
+            assert!(sem != libc::SEM_FAILED, "sem_open failed");
+        }
+        "posix-mq" => {
+            let name = CString::new(arg(1)).expect("name");
+            // SAFETY: mq_open with a valid C string and default attributes.
+            let mq = unsafe {
+                libc::mq_open(
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_RDWR,
+                    0o600,
+                    std::ptr::null_mut::<libc::mq_attr>(),
+                )
+            };
+            assert!(mq >= 0, "mq_open failed");
+        }
+        "fds" => {
+            // Lists descriptors above 2 that the program was started with.
+            let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .expect("/proc/self/fd")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|fd| fd.parse::<i32>().is_ok_and(|n| n > 2))
+                .collect();
+            fds.sort();
+            // One of them is the directory being read.
+            println!("{} extra descriptor(s)", fds.len().saturating_sub(1));
+        }
+        "env" => {
+            for key in [
+                "LC_ALL",
+                "RUST_BACKTRACE",
+                "INSTA_UPDATE",
+                "INSTA_FORCE_PASS",
+            ] {
+                println!("{key}={}", std::env::var(key).unwrap_or_default());
+            }
+        }
+        _ => {
+            eprintln!("usage: misbehave WHAT [ARG]");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// fork(2), panicking on failure: good enough for a test fixture.
+fn fork() -> i32 {
+    // SAFETY: this program is single-threaded when it forks.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    pid
+}
+
+/// ftok(3) on `path` with project id 1.
+fn ftok(path: &str) -> libc::key_t {
+    let path = CString::new(path).expect("path");
+    // SAFETY: ftok with a valid C string.
+    let key = unsafe { libc::ftok(path.as_ptr(), 1) };
+    assert!(key != -1, "ftok failed");
+    key
+}

@@ -1,0 +1,216 @@
+//! Finding what a program left behind, and removing it.
+//!
+//! Each finder returns the leftovers it saw *and* removes them, so the test
+//! can fail with a precise message while the machine stays clean.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::Sandbox;
+use crate::procfs::{self, SysvKind};
+
+/// What kind of thing was left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakKind {
+    /// A process of the program's group still running after it exited.
+    RunningProcess,
+    /// A child that exited but was never waited for.
+    Zombie,
+    /// A System V object under one of the sandbox's keys.
+    Sysv(SysvKind),
+    /// A POSIX shared memory object (`/dev/shm/NAME`).
+    PosixShm,
+    /// A POSIX named semaphore (`/dev/shm/sem.NAME`).
+    PosixSemaphore,
+    /// A POSIX message queue.
+    PosixQueue,
+}
+
+/// One leftover, with the sentence that tells the student what to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leak {
+    /// What was left.
+    pub kind: LeakKind,
+    /// Which object or process, e.g. `pid 4242 (sleep 100)`.
+    pub what: String,
+}
+
+impl Leak {
+    /// The call that would have prevented this leftover.
+    pub fn remedy(&self) -> &'static str {
+        match self.kind {
+            LeakKind::RunningProcess => {
+                "every process your program starts must have finished before it exits: \
+                 make children exit, and waitpid() for each of them"
+            }
+            LeakKind::Zombie => {
+                "your program exited without waiting for this child, which stayed a zombie: \
+                 call waitpid() on every child you fork()"
+            }
+            LeakKind::Sysv(SysvKind::MessageQueue) => {
+                "remove the queue with msgctl(id, IPC_RMID, NULL) when you are done with it"
+            }
+            LeakKind::Sysv(SysvKind::SemaphoreSet) => {
+                "remove the set with semctl(id, 0, IPC_RMID) when you are done with it"
+            }
+            LeakKind::Sysv(SysvKind::SharedMemory) => {
+                "mark the segment with shmctl(id, IPC_RMID, NULL); it goes away after the last shmdt()"
+            }
+            LeakKind::PosixShm => "remove the name with shm_unlink() when you are done with it",
+            LeakKind::PosixSemaphore => {
+                "remove the name with sem_unlink() when you are done with it"
+            }
+            LeakKind::PosixQueue => "remove the name with mq_unlink() when you are done with it",
+        }
+    }
+}
+
+impl fmt::Display for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = match self.kind {
+            LeakKind::RunningProcess => "process still running",
+            LeakKind::Zombie => "child never waited for",
+            LeakKind::Sysv(SysvKind::MessageQueue) => "System V message queue",
+            LeakKind::Sysv(SysvKind::SemaphoreSet) => "System V semaphore set",
+            LeakKind::Sysv(SysvKind::SharedMemory) => "System V shared memory segment",
+            LeakKind::PosixShm => "POSIX shared memory object",
+            LeakKind::PosixSemaphore => "POSIX named semaphore",
+            LeakKind::PosixQueue => "POSIX message queue",
+        };
+        write!(f, "{noun}: {}\n    fix: {}", self.what, self.remedy())
+    }
+}
+
+/// Classifies what is left of process group `pgid` after its leader exited:
+/// zombies reparented to this (subreaper) process were never waited for;
+/// anything else is still running. Then kills and reaps the whole group.
+pub(crate) fn processes(pgid: i32) -> Vec<Leak> {
+    let me = std::process::id() as i32;
+    let leaks = procfs::processes_in_group(pgid)
+        .into_iter()
+        .map(|p| {
+            let zombie = p.state == 'Z' && p.ppid == me;
+            Leak {
+                kind: if zombie {
+                    LeakKind::Zombie
+                } else {
+                    LeakKind::RunningProcess
+                },
+                what: format!("pid {} ({})", p.pid, p.command),
+            }
+        })
+        .collect();
+    kill_and_reap_group(pgid);
+    leaks
+}
+
+/// Sends SIGKILL to every process of group `pgid` and reaps those that were
+/// reparented to this process, until the group is empty (at most 5 s).
+pub(crate) fn kill_and_reap_group(pgid: i32) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // SAFETY: kill(2) with a negative pid signals a process group; it has
+        // no memory-safety preconditions.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let members = procfs::processes_in_group(pgid);
+        if members.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for member in members.iter().filter(|p| p.ppid == me) {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on a specific child of ours; `status` is a
+            // valid out-pointer. WNOHANG: a member not dead yet is retried.
+            unsafe { libc::waitpid(member.pid, &mut status, libc::WNOHANG) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// System V objects created under the sandbox's keys, removed with
+/// `IPC_RMID` after they are recorded.
+pub(crate) fn sysv(sandbox: &Sandbox) -> Vec<Leak> {
+    let base = sandbox.key_base();
+    procfs::sysv_objects()
+        .into_iter()
+        .filter(|object| object.key != 0 && (object.key as u32 & 0x00ff_ffff) == base)
+        .map(|object| {
+            remove_sysv(object.kind, object.id);
+            Leak {
+                kind: LeakKind::Sysv(object.kind),
+                what: format!("key {:#010x}, id {}", object.key as u32, object.id),
+            }
+        })
+        .collect()
+}
+
+/// Removes one System V object by identifier.
+pub(crate) fn remove_sysv(kind: SysvKind, id: i32) {
+    // SAFETY: IPC_RMID takes no buffer (NULL is allowed for msgctl and
+    // shmctl, and semctl ignores its fourth argument for IPC_RMID).
+    unsafe {
+        match kind {
+            SysvKind::MessageQueue => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+            SysvKind::SemaphoreSet => libc::semctl(id, 0, libc::IPC_RMID),
+            SysvKind::SharedMemory => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+        };
+    }
+}
+
+/// POSIX shared memory, semaphores and message queues whose names carry the
+/// sandbox's prefix, removed after they are recorded.
+pub(crate) fn posix(sandbox: &Sandbox) -> Vec<Leak> {
+    let prefix = sandbox.posix_prefix();
+    let mut leaks = Vec::new();
+    for name in entries_with_prefix(Path::new("/dev/shm"), "") {
+        let (kind, bare) = match name.strip_prefix("sem.") {
+            Some(bare) => (LeakKind::PosixSemaphore, bare),
+            None => (LeakKind::PosixShm, name.as_str()),
+        };
+        if bare.starts_with(prefix) && fs::remove_file(Path::new("/dev/shm").join(&name)).is_ok() {
+            leaks.push(Leak {
+                kind,
+                what: format!("/{bare}"),
+            });
+        }
+    }
+    // Message queues are listed only where the mqueue file system is mounted;
+    // the names the test handed out are checked directly in any case.
+    let mut queues = entries_with_prefix(Path::new("/dev/mqueue"), prefix);
+    queues.extend(
+        sandbox
+            .posix_names()
+            .iter()
+            .filter_map(|name| name.strip_prefix('/').map(str::to_string)),
+    );
+    queues.sort();
+    queues.dedup();
+    for name in queues {
+        let Ok(c_name) = CString::new(format!("/{name}")) else {
+            continue;
+        };
+        // SAFETY: mq_unlink(3) with a valid NUL-terminated name.
+        if unsafe { libc::mq_unlink(c_name.as_ptr()) } == 0 {
+            leaks.push(Leak {
+                kind: LeakKind::PosixQueue,
+                what: format!("/{name}"),
+            });
+        }
+    }
+    leaks
+}
+
+/// Names of the entries of `dir` that start with `prefix` (none if `dir`
+/// does not exist).
+fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}

@@ -1,0 +1,129 @@
+//! The grading harness of the workbook.
+//!
+//! Every grading suite runs the lab's program through this crate, never
+//! directly. A run here:
+//!
+//! * starts the program in its **own process group** and, on timeout, kills
+//!   the whole group (a forked grandchild that holds stdout open cannot hang
+//!   the test);
+//! * gives it a **clean environment** (`LC_ALL=C`, `RUST_BACKTRACE=0`, no
+//!   inherited descriptors beyond 0–2, no core files) and a per-test
+//!   [`Sandbox`]: a private directory, a key file for `ftok`, and a unique
+//!   prefix for POSIX IPC names;
+//! * **checks for leftovers** once the program has exited: processes still
+//!   running in its group, children it never waited for, System V objects
+//!   under the sandbox's keys, POSIX objects under its prefix. Each leftover
+//!   fails the test with a message naming the missing call, and is cleaned up
+//!   so the machine stays clean whatever the program did;
+//! * **normalises** its transcript (sandbox paths, program path) for snapshots.
+//!
+//! A suite starts with [`lab!`], which finds the binary under test:
+//!
+//! ```ignore
+//! let lab = grader::lab!();
+//! let run = lab.cmd(["count"]).stdin("a\nb\n").run();
+//! run.expect_success();
+//! grader::assert_transcript!(run);
+//! ```
+
+mod failure;
+mod leaks;
+mod procfs;
+mod run;
+mod sandbox;
+
+pub use failure::Failure;
+pub use leaks::{Leak, LeakKind};
+pub use procfs::SysvKind;
+pub use run::{Cmd, Run};
+pub use sandbox::Sandbox;
+
+/// Re-exported so that suites need only one dev-dependency.
+pub use insta;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a program may run before the grader kills its process group,
+/// unless the test says otherwise with [`Cmd::timeout`]. Every lab program
+/// finishes in milliseconds; the margin is for a loaded two-core machine.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The program under test and the chapter that explains it.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// The executable built from the lab (or the reference solution).
+    pub bin: PathBuf,
+    /// The name the transcripts show for it (the lab's package name, without
+    /// any `-solution` suffix, so that lab and solution share snapshots).
+    pub name: String,
+    /// The book chapter failure messages point to, e.g. `02-pipes.md`.
+    pub chapter: String,
+}
+
+impl Lab {
+    /// Describes the binary `bin` of the package `package`, explained in the
+    /// book chapter `chapter`. Suites use [`lab!`] instead.
+    pub fn new(bin: impl Into<PathBuf>, package: &str, chapter: &str) -> Lab {
+        sandbox::refuse_snapshot_overrides(package);
+        let name = package.strip_suffix("-solution").unwrap_or(package);
+        Lab {
+            bin: bin.into(),
+            name: name.to_string(),
+            chapter: chapter.to_string(),
+        }
+    }
+
+    /// A command running the lab's program with `args`, in a fresh sandbox.
+    pub fn cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        self.cmd_in(Sandbox::new(), args)
+    }
+
+    /// Like [`Lab::cmd`], in a sandbox the test has already prepared (files
+    /// written into it, a FIFO made, …).
+    pub fn cmd_in<I, S>(&self, sandbox: Sandbox, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        Cmd::new(&self.bin, sandbox)
+            .display_name(&self.name)
+            .chapter(&self.chapter)
+            .args(args)
+    }
+}
+
+/// The [`Lab`] of the package whose test is being compiled: its binary has
+/// the package's name (the lab `pipes`, or the reference `pipes-solution`).
+///
+/// `grader::lab!("02-pipes.md")` names the book chapter that failure messages
+/// point to.
+#[macro_export]
+macro_rules! lab {
+    ($chapter:expr) => {
+        $crate::Lab::new(
+            env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))),
+            env!("CARGO_PKG_NAME"),
+            $chapter,
+        )
+    };
+}
+
+/// Compares the normalised transcript of a [`Run`] (command, stdout, stderr,
+/// exit status) with the committed snapshot named after the test.
+#[macro_export]
+macro_rules! assert_transcript {
+    ($run:expr) => {{
+        let run: &$crate::Run = &$run;
+        $crate::insta::with_settings!({
+            omit_expression => true,
+            description => run.description(),
+        }, {
+            $crate::insta::assert_snapshot!(run.transcript());
+        });
+    }};
+}

@@ -1,0 +1,123 @@
+//! Reading what the kernel publishes under `/proc`: processes and System V
+//! IPC objects.
+
+use std::collections::HashSet;
+use std::fs;
+
+/// One process as `/proc/PID/stat` and `/proc/PID/cmdline` describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    /// `R`, `S`, `D`, `Z` (zombie), `T` …
+    pub state: char,
+    /// The command line, or `[comm]` when it is empty (zombies have none).
+    pub command: String,
+}
+
+/// Every process whose process group is `pgid`.
+pub(crate) fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_proc)
+        .filter(|info| info.pgid == pgid)
+        .collect()
+}
+
+/// Parses `/proc/PID/stat`. The command name is in parentheses and may itself
+/// contain spaces and parentheses, so fields are counted from the last `)`.
+fn read_proc(pid: i32) -> Option<ProcInfo> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgid = rest.next()?.parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let command = if cmdline.is_empty() {
+        format!("[{comm}]")
+    } else {
+        String::from_utf8_lossy(&cmdline)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    };
+    Some(ProcInfo {
+        pid,
+        ppid,
+        pgid,
+        state,
+        command,
+    })
+}
+
+/// The three kinds of System V IPC object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysvKind {
+    /// A message queue (`msgget`).
+    MessageQueue,
+    /// A semaphore set (`semget`).
+    SemaphoreSet,
+    /// A shared memory segment (`shmget`).
+    SharedMemory,
+}
+
+impl SysvKind {
+    /// All three kinds.
+    pub const ALL: [SysvKind; 3] = [
+        SysvKind::MessageQueue,
+        SysvKind::SemaphoreSet,
+        SysvKind::SharedMemory,
+    ];
+
+    /// The file under `/proc/sysvipc` that lists objects of this kind.
+    fn proc_file(self) -> &'static str {
+        match self {
+            SysvKind::MessageQueue => "/proc/sysvipc/msg",
+            SysvKind::SemaphoreSet => "/proc/sysvipc/sem",
+            SysvKind::SharedMemory => "/proc/sysvipc/shm",
+        }
+    }
+}
+
+/// A System V object: its kind, key and identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SysvObject {
+    pub kind: SysvKind,
+    pub key: i32,
+    pub id: i32,
+}
+
+/// Every System V object the kernel lists (columns `key` and `id` of
+/// `/proc/sysvipc/{msg,sem,shm}`).
+pub(crate) fn sysv_objects() -> Vec<SysvObject> {
+    let mut objects = Vec::new();
+    for kind in SysvKind::ALL {
+        let Ok(table) = fs::read_to_string(kind.proc_file()) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let mut columns = line.split_whitespace();
+            let key = columns.next().and_then(|k| k.parse().ok());
+            let id = columns.next().and_then(|i| i.parse().ok());
+            if let (Some(key), Some(id)) = (key, id) {
+                objects.push(SysvObject { kind, key, id });
+            }
+        }
+    }
+    objects
+}
+
+/// The low 24 bits of the keys of all live System V objects.
+pub(crate) fn sysv_key_bases() -> HashSet<u32> {
+    sysv_objects()
+        .iter()
+        .filter(|object| object.key != 0)
+        .map(|object| object.key as u32 & 0x00ff_ffff)
+        .collect()
+}

@@ -1,0 +1,594 @@
+//! Running one program: process group, timeout, clean environment, captured
+//! output, leftover checks, transcript.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Once;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::failure::Failure;
+use crate::leaks::{self, Leak};
+use crate::{DEFAULT_TIMEOUT, Sandbox};
+
+/// Output beyond this many bytes per stream is read and thrown away, so a
+/// program printing in an endless loop cannot exhaust memory.
+const OUTPUT_LIMIT: usize = 8 << 20;
+
+/// How long to wait for the output pipes to close once every process of the
+/// group is gone. Only a process that left the group can keep them open.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// A program to run under the grader: build it, then call [`Cmd::run`].
+#[derive(Debug)]
+pub struct Cmd {
+    program: PathBuf,
+    display: String,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    chapter: Option<String>,
+    section: Option<String>,
+    why_timeout: Option<String>,
+    aliases: Vec<(String, String)>,
+    sandbox: Sandbox,
+}
+
+impl Cmd {
+    /// Runs `program` (a path, or a name looked up in `PATH`) in `sandbox`.
+    pub fn new(program: impl AsRef<OsStr>, sandbox: Sandbox) -> Cmd {
+        let program = PathBuf::from(program.as_ref());
+        let display = program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.display().to_string());
+        Cmd {
+            program,
+            display,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            timeout: DEFAULT_TIMEOUT,
+            chapter: None,
+            section: None,
+            why_timeout: None,
+            aliases: Vec::new(),
+            sandbox,
+        }
+    }
+
+    /// The name transcripts and messages show instead of the program's path.
+    pub fn display_name(mut self, name: &str) -> Cmd {
+        self.display = name.to_string();
+        self
+    }
+
+    /// The book chapter that explains this program (e.g. `02-pipes.md`).
+    pub fn chapter(mut self, chapter: &str) -> Cmd {
+        self.chapter = Some(chapter.to_string());
+        self
+    }
+
+    /// The section of the chapter a failure should send the student to.
+    pub fn section(mut self, title: &str) -> Cmd {
+        self.section = Some(title.to_string());
+        self
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable on top of the clean environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Feeds `bytes` to the program's standard input, then closes it. Without
+    /// this, standard input is `/dev/null`.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// How long the program may run before its process group is killed.
+    pub fn timeout(mut self, timeout: Duration) -> Cmd {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The likely cause to print if the program times out.
+    pub fn why_if_timeout(mut self, why: &str) -> Cmd {
+        self.why_timeout = Some(why.to_string());
+        self
+    }
+
+    /// Shows `path` as `name` in transcripts and messages: for a program
+    /// passed as an argument (`sh -c '"$0" …' /path/to/pipes`).
+    pub fn alias(mut self, path: impl AsRef<Path>, name: &str) -> Cmd {
+        self.aliases
+            .push((path.as_ref().display().to_string(), name.to_string()));
+        self
+    }
+
+    /// The sandbox the program runs in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The command line as a student would type it, with sandbox paths
+    /// shortened to `[SANDBOX]`.
+    fn command_line(&self) -> String {
+        let mut words = vec![self.display.clone()];
+        words.extend(self.args.iter().map(|arg| quote(&arg.to_string_lossy())));
+        self.normalize(&words.join(" "))
+    }
+
+    /// Replaces what differs from run to run (the sandbox's path and POSIX
+    /// prefix, program paths) with stable placeholders.
+    fn normalize(&self, text: &str) -> String {
+        let mut text = text.replace(&self.sandbox.dir().display().to_string(), "[SANDBOX]");
+        if self.program.is_absolute() {
+            text = text.replace(&self.program.display().to_string(), &self.display);
+        }
+        for (path, name) in &self.aliases {
+            text = text.replace(path.as_str(), name);
+        }
+        text.replace(self.sandbox.posix_prefix(), "[PREFIX]-")
+    }
+
+    /// Runs the program and fails the test if it timed out, panicked or left
+    /// anything behind. Exit status and output are the test's to check.
+    pub fn run(self) -> Run {
+        let run = self.run_unchecked();
+        run.check_finished_cleanly();
+        run
+    }
+
+    /// Runs the program and reports everything, failing nothing: for tests
+    /// that expect a timeout or a leftover (the grader's own tests).
+    pub fn run_unchecked(self) -> Run {
+        install_subreaper();
+        let command = self.command_line();
+        let mut child = self.spawn();
+        let pgid = child.id() as i32;
+        let stdin_bytes = self.stdin.clone();
+        if let (Some(pipe), Some(bytes)) = (child.stdin.take(), stdin_bytes) {
+            feed_stdin(pipe, bytes);
+        }
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+
+        let (status, timed_out) = wait_with_timeout(&mut child, self.timeout);
+        let mut leaks = Vec::new();
+        if timed_out {
+            leaks::kill_and_reap_group(pgid);
+        } else {
+            leaks.extend(leaks::processes(pgid));
+        }
+        let deadline = Instant::now() + PIPE_GRACE;
+        let (stdout, stdout_complete) = collect(stdout, deadline);
+        let (stderr, stderr_complete) = collect(stderr, deadline);
+        leaks.extend(leaks::sysv(&self.sandbox));
+        leaks.extend(leaks::posix(&self.sandbox));
+
+        let normalize = |bytes: &[u8]| self.normalize(&String::from_utf8_lossy(bytes));
+        Run {
+            command,
+            stdin_len: self.stdin.as_ref().map(Vec::len),
+            stdout: normalize(&stdout),
+            stderr: normalize(&stderr),
+            stdout_bytes: stdout,
+            status,
+            timed_out,
+            timeout: self.timeout,
+            output_complete: stdout_complete && stderr_complete,
+            leaks,
+            read: book_reference(self.chapter.as_deref(), self.section.as_deref()),
+            why_timeout: self.why_timeout,
+            sandbox: self.sandbox,
+        }
+    }
+
+    /// Starts the program in its own process group with a clean environment.
+    fn spawn(&self) -> Child {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .current_dir(self.sandbox.dir())
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", self.sandbox.dir())
+            .env("TMPDIR", self.sandbox.dir())
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .env("RUST_BACKTRACE", "0")
+            .env("WORKBOOK_SANDBOX", self.sandbox.dir())
+            .env("WORKBOOK_KEY_FILE", self.sandbox.key_file())
+            .env("WORKBOOK_IPC_PREFIX", self.sandbox.posix_prefix())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (setrlimit, close_range, fcntl).
+        unsafe {
+            command.pre_exec(|| {
+                prepare_child();
+                Ok(())
+            });
+        }
+        command
+            .spawn()
+            .unwrap_or_else(|e| panic!("grader: cannot start {}: {e}", self.program.display()))
+    }
+}
+
+/// Between fork and exec: no core files (a crash must not litter the
+/// sandbox, and "(core dumped)" must not depend on the machine), and no
+/// descriptor beyond 0–2 inherited from the test process (cargo's jobserver
+/// pipes, for one), so that programs see the descriptor table a shell gives.
+fn prepare_child() {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit, close_range and fcntl are async-signal-safe system
+    // calls; no memory is touched but the local `no_core`.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        let marked = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if marked != 0 {
+            for fd in 3..1024 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// Makes this test process the reaper of orphaned descendants, so that a
+/// child the program never waited for comes back to us as a zombie we can
+/// see (and reap) instead of vanishing into init.
+fn install_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a process flag.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    });
+}
+
+/// Writes `bytes` to the child's stdin from a thread, then closes it. A
+/// program that never reads makes the write fail with EPIPE once it exits,
+/// which is fine: the thread just ends.
+fn feed_stdin(mut pipe: ChildStdin, bytes: Vec<u8>) {
+    thread::spawn(move || {
+        let _ = pipe.write_all(&bytes);
+    });
+}
+
+/// Reads a pipe to end-of-file on a thread; the result arrives on the channel.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    match pipe {
+        Some(mut pipe) => {
+            thread::spawn(move || {
+                let mut kept = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    match pipe.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                            kept.extend_from_slice(&chunk[..n.min(room)]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+                let _ = sender.send(kept);
+            });
+        }
+        None => {
+            let _ = sender.send(Vec::new());
+        }
+    }
+    receiver
+}
+
+/// The bytes a drain thread read, or what is known by `deadline`.
+fn collect(receiver: mpsc::Receiver<Vec<u8>>, deadline: Instant) -> (Vec<u8>, bool) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match receiver.recv_timeout(left) {
+        Ok(bytes) => (bytes, true),
+        Err(_) => (Vec::new(), false),
+    }
+}
+
+/// Waits for the group leader; kills the whole group at the deadline.
+/// Returns the exit status and whether the timeout struck.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (status, false),
+            Ok(None) if Instant::now() >= deadline => {
+                // SAFETY: kill(2) on our child's process group; no pointers.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let status = child
+                    .wait()
+                    .unwrap_or_else(|e| panic!("grader: waitpid failed: {e}"));
+                return (status, true);
+            }
+            Ok(None) => {
+                thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => panic!("grader: waitpid failed: {e}"),
+        }
+    }
+}
+
+/// "book chapter 02-pipes.md, section "…"", from what the test declared.
+fn book_reference(chapter: Option<&str>, section: Option<&str>) -> Option<String> {
+    match (chapter, section) {
+        (Some(chapter), Some(section)) => {
+            Some(format!("book/src/{chapter}, section \"{section}\""))
+        }
+        (Some(chapter), None) => Some(format!("book/src/{chapter}")),
+        (None, Some(section)) => Some(format!("section \"{section}\"")),
+        (None, None) => None,
+    }
+}
+
+/// Quotes a word for display the way a shell user would type it.
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What happened when a program ran.
+#[derive(Debug)]
+pub struct Run {
+    /// The command line, as typed by a student.
+    pub command: String,
+    /// Normalised standard output.
+    pub stdout: String,
+    /// Normalised standard error.
+    pub stderr: String,
+    /// Standard output exactly as written.
+    pub stdout_bytes: Vec<u8>,
+    /// How the program ended (after a timeout: killed by SIGKILL).
+    pub status: ExitStatus,
+    /// Whether the grader had to kill it.
+    pub timed_out: bool,
+    /// Whether the output pipes were closed by the time the grader gave up
+    /// waiting (a process that left the group can hold them open).
+    pub output_complete: bool,
+    /// What the program left behind (already cleaned up).
+    pub leaks: Vec<Leak>,
+    /// The sandbox it ran in (still there, for inspecting files).
+    pub sandbox: Sandbox,
+    stdin_len: Option<usize>,
+    timeout: Duration,
+    read: Option<String>,
+    why_timeout: Option<String>,
+}
+
+impl Run {
+    /// The exit code, if the program exited normally.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that killed the program, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// The lines of standard output.
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// A failure about this run, to be completed and raised by the test.
+    pub fn failure(&self, what: impl Into<String>) -> Failure {
+        Failure {
+            command: self.command.clone(),
+            what: what.into(),
+            why: None,
+            read: self.read.clone(),
+            details: Vec::new(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+
+    /// Fails the test with `what` and the likely cause `why`.
+    pub fn fail(&self, what: impl Into<String>, why: impl Into<String>) -> ! {
+        let mut failure = self.failure(what);
+        failure.why = Some(why.into());
+        failure.raise()
+    }
+
+    /// Fails unless the program exited with status 0.
+    pub fn expect_success(&self) -> &Run {
+        self.expect_code(0)
+    }
+
+    /// Fails unless the program exited with status `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        if self.code() != Some(code) {
+            let mut failure = self.failure(format!(
+                "{}, expected exit status {code}",
+                describe(self.status)
+            ));
+            if code == 0 && !self.stderr.is_empty() {
+                failure.why = Some("the program reported an error (see stderr below)".into());
+            }
+            failure.raise();
+        }
+        self
+    }
+
+    /// Fails unless standard output is exactly `expected`.
+    pub fn expect_stdout(&self, expected: &str, why: &str) -> &Run {
+        if self.stdout != expected {
+            let mut failure = self.failure("printed something other than expected");
+            failure
+                .details
+                .push(format!("expected stdout: {expected:?}"));
+            failure
+                .details
+                .push(format!("actual stdout:   {:?}", self.stdout));
+            failure.why = Some(why.to_string());
+            failure.raise();
+        }
+        self
+    }
+
+    /// The transcript compared with snapshots: command, stdin size, stdout,
+    /// stderr and exit status, all normalised.
+    pub fn transcript(&self) -> String {
+        let mut text = format!("$ {}\n", self.command);
+        if let Some(len) = self.stdin_len {
+            text.push_str(&format!("--- stdin: {len} bytes\n"));
+        }
+        text.push_str("--- stdout\n");
+        push_block(&mut text, &self.stdout);
+        text.push_str("--- stderr\n");
+        push_block(&mut text, &self.stderr);
+        text.push_str(&format!("--- {}\n", describe(self.status)));
+        text
+    }
+
+    /// A one-line description for the snapshot header.
+    pub fn description(&self) -> String {
+        format!("Transcript of `{}`", self.command)
+    }
+
+    /// Fails the test if the program timed out, panicked or left anything
+    /// behind. [`Cmd::run`] calls this for every run.
+    pub fn check_finished_cleanly(&self) {
+        if self.timed_out {
+            let mut failure = self.failure(format!(
+                "timed out after {} s (the program, or a process it started, was still running)",
+                self.timeout.as_secs_f32()
+            ));
+            failure.why = Some(self.why_timeout.clone().unwrap_or_else(|| {
+                "something never finished: a read that never sees end-of-file, a wait \
+                 for a child that never exits, or a loop that never ends"
+                    .to_string()
+            }));
+            failure.raise();
+        }
+        if let Some(message) = panic_message(&self.stderr) {
+            let mut failure = self.failure(format!("panicked: {message}"));
+            failure.why = Some(if message.contains("not yet implemented") {
+                "this TODO is not done yet: replace the todo!() with your code".to_string()
+            } else {
+                "a lab program must never panic: report errors with a message and a \
+                 non-zero exit status instead of unwrap()/expect()"
+                    .to_string()
+            });
+            failure.raise();
+        }
+        if !self.leaks.is_empty() {
+            let mut failure = self.failure(format!(
+                "left {} thing(s) behind after it exited (now cleaned up)",
+                self.leaks.len()
+            ));
+            failure.details = self.leaks.iter().map(|leak| leak.to_string()).collect();
+            failure.raise();
+        }
+        if !self.output_complete {
+            self.failure("a process outside its process group kept stdout or stderr open")
+                .raise();
+        }
+    }
+}
+
+/// "exit status 3", "killed by signal 9 (SIGKILL)".
+pub(crate) fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),
+        (None, None) => format!("{status}"),
+    }
+}
+
+/// The conventional name of a signal number.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        _ => "?",
+    }
+}
+
+/// The message of a Rust panic reported on stderr, if there is one:
+/// `thread 'main' (123) panicked at src/lib.rs:4:5:` is followed by it.
+fn panic_message(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines();
+    lines.find(|line| line.starts_with("thread '") && line.contains("panicked at"))?;
+    Some(lines.next().unwrap_or("").trim().to_string())
+}
+
+/// Appends `body` followed by a newline if it lacks one; `(no newline at
+/// end)` is made visible because it matters for line-based protocols.
+fn push_block(text: &mut String, body: &str) {
+    text.push_str(body);
+    if !body.is_empty() && !body.ends_with('\n') {
+        text.push_str("\n[no newline at end]\n");
+    }
+}

@@ -1,0 +1,166 @@
+//! A private place for one test: a directory, a System V key file and a
+//! prefix for POSIX IPC names, so that tests running in parallel never meet.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::procfs;
+
+/// Key bases (the low 24 bits of `ftok` keys) handed out in this process.
+static KEY_BASES: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+/// Numbers the POSIX name prefixes of this process.
+static NEXT_PREFIX: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's private directory, `ftok` key file and POSIX name prefix.
+///
+/// Dropping the sandbox removes its directory.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    key_file: PathBuf,
+    key_base: u32,
+    prefix: String,
+    posix_names: Mutex<Vec<String>>,
+}
+
+impl Sandbox {
+    /// Creates a sandbox. Panics if the temporary directory cannot be made:
+    /// nothing can be graded on such a machine.
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("workbook-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("grader: cannot create a temporary directory: {e}"));
+        let (key_file, key_base) = unique_key_file(dir.path());
+        let prefix = format!(
+            "wb{}x{}-",
+            std::process::id(),
+            NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
+        );
+        Sandbox {
+            dir,
+            key_file,
+            key_base,
+            prefix,
+            posix_names: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The sandbox directory; programs run with it as working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the sandbox (for FIFOs, sockets, data files).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `contents` to the file `name` in the sandbox and returns its path.
+    pub fn write_file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("grader: cannot write {}: {e}", path.display()));
+        path
+    }
+
+    /// The file to pass to `ftok(3)`. Every key made from it belongs to this
+    /// sandbox, and the leak check looks for exactly those keys.
+    pub fn key_file(&self) -> &Path {
+        &self.key_file
+    }
+
+    /// The `ftok` key for `proj_id`, computed the way glibc does:
+    /// `(proj_id & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff)`.
+    pub fn key(&self, proj_id: u8) -> i32 {
+        ((u32::from(proj_id) << 24) | self.key_base) as i32
+    }
+
+    /// The low 24 bits shared by every key of this sandbox.
+    pub(crate) fn key_base(&self) -> u32 {
+        self.key_base
+    }
+
+    /// A POSIX IPC name (`/wb…-name`) that no other test uses. The leak check
+    /// looks for every name with this sandbox's prefix.
+    pub fn posix_name(&self, name: &str) -> String {
+        let full = format!("/{}{name}", self.prefix);
+        self.posix_names
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(full.clone());
+        full
+    }
+
+    /// The prefix (without the leading slash) of this sandbox's POSIX names.
+    pub fn posix_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The POSIX names handed out so far.
+    pub(crate) fn posix_names(&self) -> Vec<String> {
+        self.posix_names
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+/// Creates a key file whose `ftok` key base no other sandbox of this process
+/// holds and no live System V object uses, so that leak checks of parallel
+/// tests cannot mistake each other's objects.
+fn unique_key_file(dir: &Path) -> (PathBuf, u32) {
+    let mut bases = KEY_BASES.lock().unwrap_or_else(|p| p.into_inner());
+    let bases = bases.get_or_insert_with(HashSet::new);
+    let live = procfs::sysv_key_bases();
+    for attempt in 0..64 {
+        let path = dir.join(format!("ipc-key-{attempt}"));
+        fs::write(&path, b"ftok(3) key file of one graded test\n")
+            .unwrap_or_else(|e| panic!("grader: cannot write {}: {e}", path.display()));
+        let meta = fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("grader: cannot stat {}: {e}", path.display()));
+        let base = (((meta.dev() & 0xff) as u32) << 16) | ((meta.ino() & 0xffff) as u32);
+        if !bases.contains(&base) && !live.contains(&base) {
+            bases.insert(base);
+            return (path, base);
+        }
+    }
+    panic!(
+        "grader: could not find an unused System V key in {}",
+        dir.display()
+    );
+}
+
+/// Refuses to grade with snapshot settings that would accept any output.
+///
+/// `INSTA_FORCE_PASS` makes every snapshot pass, and `INSTA_UPDATE` other than
+/// `no`/`auto` rewrites snapshots from whatever the program printed: only the
+/// reference solutions may do that, when an instructor regenerates snapshots.
+pub(crate) fn refuse_snapshot_overrides(package: &str) {
+    if let Ok(value) = std::env::var("INSTA_FORCE_PASS")
+        && !value.is_empty()
+        && value != "0"
+    {
+        panic!("grader: INSTA_FORCE_PASS={value} would pass every snapshot; unset it to grade");
+    }
+    let is_solution = package.ends_with("-solution");
+    if let Ok(value) = std::env::var("INSTA_UPDATE")
+        && !matches!(value.as_str(), "" | "no" | "auto")
+        && !is_solution
+    {
+        panic!(
+            "grader: INSTA_UPDATE={value} would rewrite the course's snapshots from your \
+             output; snapshots come from the reference solutions. Unset it to grade."
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! The grader's own tests: each runs a deliberately misbehaving program and
+//! proves the harness notices, reports it in words a student understands,
+//! and leaves nothing behind.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use grader::{Cmd, LeakKind, Run, Sandbox, SysvKind};
+
+const MISBEHAVE: &str = env!("CARGO_BIN_EXE_misbehave");
+
+fn misbehave(args: &[&str]) -> Cmd {
+    Cmd::new(MISBEHAVE, Sandbox::new()).args(args.iter().copied())
+}
+
+/// The message `Cmd::run` panics with, or a failure if it did not panic.
+fn failure_of(cmd: Cmd) -> String {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| cmd.run()));
+    match outcome {
+        Ok(run) => panic!(
+            "the harness accepted a misbehaving run:\n{}",
+            run.transcript()
+        ),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default(),
+    }
+}
+
+fn assert_group_gone(run: &Run) {
+    let strays: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok())
+        .filter(|cmdline| {
+            cmdline.starts_with(MISBEHAVE)
+                && cmdline.contains(&run.sandbox.dir().display().to_string())
+        })
+        .collect();
+    assert!(strays.is_empty(), "left running: {strays:?}");
+}
+
+#[test]
+fn a_well_behaved_program_passes() {
+    let run = misbehave(&["ok"]).run();
+    run.expect_success().expect_stdout("all good\n", "fixture");
+    assert!(run.leaks.is_empty());
+}
+
+#[test]
+fn an_endless_loop_is_killed_at_the_timeout() {
+    let started = Instant::now();
+    let run = misbehave(&["loop"])
+        .timeout(Duration::from_millis(300))
+        .run_unchecked();
+    assert!(run.timed_out);
+    assert_eq!(run.signal(), Some(libc::SIGKILL));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_timeout_fails_with_the_likely_cause() {
+    let message = failure_of(
+        misbehave(&["loop"])
+            .timeout(Duration::from_millis(200))
+            .why_if_timeout("the reader never saw end-of-file"),
+    );
+    assert!(message.contains("timed out after 0.2 s"), "{message}");
+    assert!(
+        message.contains("why: the reader never saw end-of-file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn endless_output_is_capped_and_killed() {
+    let run = misbehave(&["spew"])
+        .timeout(Duration::from_millis(500))
+        .run_unchecked();
+    assert!(run.timed_out);
+    assert!(run.stdout_bytes.len() <= 8 << 20);
+}
+
+#[test]
+fn a_grandchild_holding_stdout_cannot_hang_the_test() {
+    let started = Instant::now();
+    let run = misbehave(&["hold-stdout"]).run_unchecked();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!run.timed_out, "the leader exited; no timeout was needed");
+    assert_eq!(run.stdout, "parent done\n");
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::RunningProcess);
+    assert_group_gone(&run);
+}
+
+#[test]
+fn a_process_left_running_fails_the_test() {
+    let message = failure_of(misbehave(&["hold-stdout"]));
+    assert!(message.contains("left 1 thing(s) behind"), "{message}");
+    assert!(message.contains("process still running"), "{message}");
+    assert!(message.contains("waitpid()"), "{message}");
+}
+
+#[test]
+fn a_hanging_child_is_killed_with_its_parent() {
+    let run = misbehave(&["hang-with-child"])
+        .timeout(Duration::from_millis(300))
+        .run_unchecked();
+    assert!(run.timed_out);
+    assert_group_gone(&run);
+}
+
+#[test]
+fn a_zombie_child_is_reported_and_reaped() {
+    let run = misbehave(&["zombie"]).run_unchecked();
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::Zombie);
+    let message = failure_of(misbehave(&["zombie"]));
+    assert!(message.contains("child never waited for"), "{message}");
+    assert!(
+        message.contains("call waitpid() on every child you fork()"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_panic_fails_with_its_message() {
+    let message = failure_of(misbehave(&["panic"]));
+    assert!(message.contains("panicked: deliberate panic"), "{message}");
+    assert!(message.contains("must never panic"), "{message}");
+}
+
+#[test]
+fn a_todo_says_the_todo_is_not_done() {
+    let message = failure_of(misbehave(&["todo"]));
+    assert!(
+        message.contains("not yet implemented: TODO(1)"),
+        "{message}"
+    );
+    assert!(message.contains("this TODO is not done yet"), "{message}");
+}
+
+#[test]
+fn system_v_objects_under_the_sandbox_key_are_reported_and_removed() {
+    for (what, kind, call) in [
+        ("msgq", SysvKind::MessageQueue, "msgctl(id, IPC_RMID, NULL)"),
+        ("sem", SysvKind::SemaphoreSet, "semctl(id, 0, IPC_RMID)"),
+        ("shm", SysvKind::SharedMemory, "shmctl(id, IPC_RMID, NULL)"),
+    ] {
+        let sandbox = Sandbox::new();
+        let key_file = sandbox.key_file().to_path_buf();
+        let key = sandbox.key(1);
+        let run = Cmd::new(MISBEHAVE, sandbox)
+            .arg(what)
+            .arg(&key_file)
+            .run_unchecked();
+        assert_eq!(run.leaks.len(), 1, "{what}: {:?}", run.leaks);
+        assert_eq!(run.leaks[0].kind, LeakKind::Sysv(kind));
+        assert!(run.leaks[0].to_string().contains(call));
+        assert!(
+            run.leaks[0].what.contains(&format!("{:#010x}", key as u32)),
+            "ftok key computed like glibc"
+        );
+        let table = std::fs::read_to_string(match kind {
+            SysvKind::MessageQueue => "/proc/sysvipc/msg",
+            SysvKind::SemaphoreSet => "/proc/sysvipc/sem",
+            SysvKind::SharedMemory => "/proc/sysvipc/shm",
+        })
+        .unwrap();
+        let still_there = table
+            .lines()
+            .skip(1)
+            .any(|line| line.split_whitespace().next() == Some(&key.to_string()));
+        assert!(!still_there, "{what} was not removed");
+    }
+}
+
+#[test]
+fn posix_objects_with_the_sandbox_prefix_are_reported_and_removed() {
+    for (what, kind, call) in [
+        ("posix-shm", LeakKind::PosixShm, "shm_unlink()"),
+        ("posix-sem", LeakKind::PosixSemaphore, "sem_unlink()"),
+        ("posix-mq", LeakKind::PosixQueue, "mq_unlink()"),
+    ] {
+        let sandbox = Sandbox::new();
+        let name = sandbox.posix_name("leak");
+        let run = Cmd::new(MISBEHAVE, sandbox)
+            .arg(what)
+            .arg(&name)
+            .run_unchecked();
+        assert_eq!(run.leaks.len(), 1, "{what}: {:?}", run.leaks);
+        assert_eq!(run.leaks[0].kind, kind);
+        assert!(run.leaks[0].to_string().contains(call));
+        let bare = name.trim_start_matches('/');
+        assert!(!std::path::Path::new("/dev/shm").join(bare).exists());
+        assert!(
+            !std::path::Path::new("/dev/shm")
+                .join(format!("sem.{bare}"))
+                .exists()
+        );
+    }
+}
+
+#[test]
+fn programs_start_with_a_clean_environment() {
+    let run = misbehave(&["env"]).env("EXTRA", "1").run();
+    run.expect_stdout(
+        "LC_ALL=C\nRUST_BACKTRACE=0\nINSTA_UPDATE=\nINSTA_FORCE_PASS=\n",
+        "the grader sets the locale and hides backtraces and insta settings",
+    );
+}
+
+#[test]
+fn programs_inherit_no_descriptor_beyond_stderr() {
+    let run = misbehave(&["fds"]).run();
+    run.expect_stdout(
+        "0 extra descriptor(s)\n",
+        "descriptors 3 and up are closed on exec",
+    );
+}
+
+#[test]
+fn transcripts_hide_sandbox_paths_and_show_the_exit_status() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.path("data");
+    let run = Cmd::new("echo", sandbox).arg(&path).arg("two words").run();
+    assert_eq!(
+        run.transcript(),
+        "$ echo [SANDBOX]/data 'two words'\n--- stdout\n[SANDBOX]/data two words\n--- stderr\n--- exit status 0\n"
+    );
+}
+
+#[test]
+fn a_failed_expectation_names_the_book_section() {
+    let cmd = Cmd::new("false", Sandbox::new())
+        .chapter("02-pipes.md")
+        .section("Close the ends you do not use");
+    let run = cmd.run();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        run.expect_success();
+    }));
+    let payload = outcome.expect_err("false exits with 1");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("false: exit status 1, expected exit status 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("read: book/src/02-pipes.md, section \"Close the ends you do not use\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn sandboxes_never_share_keys_or_prefixes() {
+    let sandboxes: Vec<Sandbox> = (0..50).map(|_| Sandbox::new()).collect();
+    let mut keys: Vec<i32> = sandboxes.iter().map(|s| s.key(1)).collect();
+    let mut prefixes: Vec<&str> = sandboxes.iter().map(|s| s.posix_prefix()).collect();
+    keys.sort();
+    keys.dedup();
+    prefixes.sort();
+    prefixes.dedup();
+    assert_eq!(keys.len(), 50);
+    assert_eq!(prefixes.len(), 50);
+}

@@ -1,0 +1,315 @@
+//! `cargo workbook grade`: run the grading suites and print a scoreboard.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::libtest::{self, Outcome};
+use crate::process::{self, Captured};
+use crate::workspace::{Lab, Workspace};
+
+/// Which crate of a lab to grade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The student's crate in `labs/` (package `topic`).
+    Lab,
+    /// The reference solution in `solutions/` (package `topic-solution`).
+    Solution,
+}
+
+/// Where a lab stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Compiles, but no graded test passes yet.
+    NotStarted,
+    /// Some graded tests pass.
+    InProgress,
+    /// Every graded test passes.
+    Done,
+    /// The crate or its suite does not build.
+    DoesNotCompile,
+}
+
+impl State {
+    /// The words shown on the scoreboard.
+    fn label(self) -> &'static str {
+        match self {
+            State::NotStarted => "not started",
+            State::InProgress => "in progress",
+            State::Done => "done",
+            State::DoesNotCompile => "does not compile",
+        }
+    }
+}
+
+/// The grade of one lab (one element of `--json`'s `labs` array).
+#[derive(Debug, Clone, Serialize)]
+pub struct LabGrade {
+    /// The lab's directory name, e.g. `02-pipes`.
+    pub lab: String,
+    /// The package that was graded, e.g. `pipes`.
+    pub package: String,
+    /// Graded tests that pass.
+    pub passed: usize,
+    /// Graded tests (ignored tests do not count).
+    pub total: usize,
+    /// Where the lab stands.
+    pub state: State,
+    /// Why the build failed, for [`State::DoesNotCompile`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every graded test, by name.
+    pub tests: Vec<TestGrade>,
+}
+
+/// One graded test.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestGrade {
+    /// The test's name, which says the behaviour it checks.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// For a failed test, what it said (the first line is the useful one).
+    pub message: Option<String>,
+}
+
+impl LabGrade {
+    /// The first test that failed, if any.
+    pub fn first_failure(&self) -> Option<&TestGrade> {
+        self.tests.iter().find(|t| !t.passed)
+    }
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    labs: &'a [LabGrade],
+}
+
+/// Runs `cargo workbook grade [LAB] [--json]`.
+pub fn run(ws: &Workspace, query: Option<&str>, json: bool) -> Result<ExitCode> {
+    let labs = ws.select(query)?;
+    if labs.is_empty() {
+        eprintln!("workbook: there are no labs in labs/ yet");
+    }
+    let mut grades = Vec::new();
+    for lab in labs {
+        eprintln!("grading {} …", lab.name);
+        grades.push(grade(ws, lab, Target::Lab)?);
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&Report { labs: &grades })
+            .context("cannot encode the grades as JSON")?;
+        println!("{text}");
+    } else {
+        print!("{}", scoreboard(&grades));
+    }
+    let all_done = grades.iter().all(|g| g.state == State::Done);
+    Ok(if all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs one lab's (or solution's) grading suite and grades its output.
+pub fn grade(ws: &Workspace, lab: &Lab, target: Target) -> Result<LabGrade> {
+    let package = match target {
+        Target::Lab => lab.package().to_string(),
+        Target::Solution => lab.solution_package(),
+    };
+    let mut cmd = process::cargo(&ws.root);
+    cmd.args(["test", "-p", &package, "--test", lab.test_target()])
+        .args(["--no-fail-fast", "--color", "never"]);
+    process::grading_env(&mut cmd);
+    let captured = process::capture(&mut cmd)?;
+    Ok(from_output(lab, &package, &captured))
+}
+
+/// Grades the captured output of `cargo test`.
+pub fn from_output(lab: &Lab, package: &str, captured: &Captured) -> LabGrade {
+    let run = libtest::parse(&captured.stdout);
+    let built = !run.tests.is_empty() || run.announced > 0 || captured.success;
+    let error = if built {
+        None
+    } else {
+        Some(build_error(&captured.stderr))
+    };
+    let passed = run.passed();
+    let total = run.total();
+    let state = if !built {
+        State::DoesNotCompile
+    } else if passed == 0 {
+        State::NotStarted
+    } else if passed == total {
+        State::Done
+    } else {
+        State::InProgress
+    };
+    // Tests finish in whatever order the threads allow; sorting by name makes
+    // "the first failing test" the same on every run.
+    let mut tests: Vec<TestGrade> = run
+        .graded()
+        .map(|t| TestGrade {
+            name: t.name.clone(),
+            passed: t.outcome == Outcome::Passed,
+            message: t.message.clone(),
+        })
+        .collect();
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    LabGrade {
+        lab: lab.name.clone(),
+        package: package.to_string(),
+        passed,
+        total,
+        state,
+        error,
+        tests,
+    }
+}
+
+/// The first compiler error, or else cargo's last words.
+fn build_error(stderr: &str) -> String {
+    libtest::first_compile_error(stderr).unwrap_or_else(|| {
+        let last = stderr.lines().rev().find(|line| !line.trim().is_empty());
+        match last {
+            Some(line) => line.trim().to_string(),
+            None => "cargo test failed without saying why".to_string(),
+        }
+    })
+}
+
+/// The scoreboard: one row per lab, and for a lab that is not done the
+/// first failing test with the start of its message.
+pub fn scoreboard(grades: &[LabGrade]) -> String {
+    let width = grades.iter().map(|g| g.lab.len()).max().unwrap_or(0).max(3);
+    let mut out = format!("{:<width$}  {:>7}  STATE\n", "LAB", "PASSED");
+    for grade in grades {
+        let score = match grade.state {
+            State::DoesNotCompile => "-".to_string(),
+            _ => format!("{}/{}", grade.passed, grade.total),
+        };
+        out.push_str(&format!(
+            "{:<width$}  {score:>7}  {}\n",
+            grade.lab,
+            grade.state.label()
+        ));
+        for line in explanation(grade) {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    let done = grades.iter().filter(|g| g.state == State::Done).count();
+    out.push_str(&format!("\n{done} of {} labs done.", grades.len()));
+    if let Some(open) = grades.iter().find(|g| g.state != State::Done) {
+        out.push_str(&format!(
+            " For a lab's full test output: cd labs/{} && cargo test",
+            open.lab
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// The lines under a lab that is not done: why it fails, briefly.
+fn explanation(grade: &LabGrade) -> Vec<String> {
+    if let Some(error) = &grade.error {
+        return vec![shorten(error)];
+    }
+    if grade.state == State::Done {
+        return Vec::new();
+    }
+    if grade.total == 0 {
+        return vec!["the suite ran no tests".to_string()];
+    }
+    let Some(failure) = grade.first_failure() else {
+        return vec!["some tests did not report a result (did the test binary crash?)".to_string()];
+    };
+    let mut lines = vec![format!("first failing test: {}", failure.name)];
+    if let Some(message) = &failure.message {
+        lines.extend(
+            message
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .take(2)
+                .map(shorten),
+        );
+    }
+    lines
+}
+
+/// `line` cut to a screen's width, with an ellipsis when cut.
+fn shorten(line: &str) -> String {
+    const MAX: usize = 110;
+    let line = line.trim();
+    if line.chars().count() <= MAX {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(MAX - 1).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(success: bool, stdout: &str, stderr: &str) -> Captured {
+        Captured {
+            success,
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+        }
+    }
+
+    fn pipes() -> Lab {
+        Lab::from_dir_name("02-pipes").expect("valid lab name")
+    }
+
+    #[test]
+    fn states_follow_the_counts() {
+        let half = "running 2 tests\ntest a ... ok\ntest b ... FAILED\n\nfailures:\n\n\
+                    ---- b stdout ----\nthread 'b' panicked at t.rs:1:1:\nclose the write end\n";
+        let grade = from_output(&pipes(), "pipes", &captured(false, half, ""));
+        assert_eq!(
+            (grade.passed, grade.total, grade.state),
+            (1, 2, State::InProgress)
+        );
+        let board = scoreboard(&[grade]);
+        assert!(board.contains("02-pipes      1/2  in progress"), "{board}");
+        assert!(
+            board.contains("first failing test: b\n    close the write end"),
+            "{board}"
+        );
+
+        let none = "running 1 test\ntest b ... FAILED\n";
+        let grade = from_output(&pipes(), "pipes", &captured(false, none, ""));
+        assert_eq!(grade.state, State::NotStarted);
+
+        let all = "running 1 test\ntest a ... ok\n";
+        let grade = from_output(&pipes(), "pipes", &captured(true, all, ""));
+        assert_eq!(grade.state, State::Done);
+    }
+
+    #[test]
+    fn a_build_failure_is_reported_with_the_first_error() {
+        let stderr = "error[E0425]: cannot find value `fds`\n --> labs/02-pipes/src/lib.rs:3:9\n";
+        let grade = from_output(&pipes(), "pipes", &captured(false, "", stderr));
+        assert_eq!(grade.state, State::DoesNotCompile);
+        let board = scoreboard(&[grade]);
+        assert!(board.contains("does not compile"), "{board}");
+        assert!(board.contains("cannot find value `fds` --> labs/02-pipes/src/lib.rs:3:9"));
+    }
+
+    #[test]
+    fn json_uses_kebab_case_states() {
+        let grade = from_output(&pipes(), "pipes", &captured(false, "", "error: boom\n"));
+        let text = serde_json::to_string(&Report { labs: &[grade] }).expect("serializable");
+        assert!(text.contains(r#""state":"does-not-compile""#), "{text}");
+        assert!(
+            text.contains(r#""lab":"02-pipes","package":"pipes""#),
+            "{text}"
+        );
+    }
+}

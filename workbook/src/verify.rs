@@ -1,0 +1,474 @@
+//! `cargo workbook verify`: everything CI checks, in one command.
+//!
+//! Each step prints `[ok] step (1.2 s)` or `[FAIL] step (1.2 s)` with the
+//! reasons beneath. A failed step never stops the later ones, so one run
+//! shows every problem.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+
+use crate::grade::{self, State, Target};
+use crate::process::{self, Status};
+use crate::workspace::Workspace;
+use crate::{drift, mdbook};
+
+/// The steps of `verify`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Step {
+    /// cargo fmt --all --check
+    Fmt,
+    /// cargo clippy --workspace --all-targets -- -D warnings
+    Clippy,
+    /// every reference solution passes its whole suite
+    Solutions,
+    /// every untouched lab compiles and fails every graded test
+    Stubs,
+    /// lab and solution share signatures, docs, CLI, dependencies, TODO numbers
+    Drift,
+    /// the test runs changed nothing in tests/ and left no pending snapshot
+    Snapshots,
+    /// the book builds without warnings (pinned mdBook)
+    Book,
+    /// the runs left no System V object and nothing new in /dev/shm
+    Leftovers,
+}
+
+impl Step {
+    /// Every step, in order.
+    const ALL: [Step; 8] = [
+        Step::Fmt,
+        Step::Clippy,
+        Step::Solutions,
+        Step::Stubs,
+        Step::Drift,
+        Step::Snapshots,
+        Step::Book,
+        Step::Leftovers,
+    ];
+
+    /// The step's name, as `--skip` takes it.
+    fn name(self) -> &'static str {
+        match self {
+            Step::Fmt => "fmt",
+            Step::Clippy => "clippy",
+            Step::Solutions => "solutions",
+            Step::Stubs => "stubs",
+            Step::Drift => "drift",
+            Step::Snapshots => "snapshots",
+            Step::Book => "book",
+            Step::Leftovers => "leftovers",
+        }
+    }
+}
+
+/// How many reasons a failed step lists before it says how many it left out.
+const MAX_REASONS: usize = 30;
+
+/// What the machine and the tree looked like before the test runs.
+struct Baseline {
+    /// Live IPC objects (see [`ipc_objects`]).
+    ipc: BTreeSet<String>,
+    /// `git status --porcelain -- tests/` lines, or `None` if git failed.
+    tests_status: Option<BTreeSet<String>>,
+}
+
+/// Runs `cargo workbook verify [--skip STEP]…`.
+pub fn run(ws: &Workspace, skip: &[Step]) -> Result<ExitCode> {
+    let status = Status::new();
+    let mut baseline = None;
+    let mut failed = Vec::new();
+    for step in Step::ALL {
+        if step == Step::Solutions {
+            baseline = Some(Baseline {
+                ipc: ipc_objects(),
+                tests_status: git_status_tests(ws).ok(),
+            });
+        }
+        if skip.contains(&step) {
+            println!("[skip] {}", step.name());
+            continue;
+        }
+        status.show(&format!("[..] {} …", step.name()));
+        let started = Instant::now();
+        let outcome = run_step(ws, step, baseline.as_ref(), &status);
+        status.clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let reasons = match outcome {
+            Ok(reasons) => reasons,
+            Err(err) => vec![format!("{err:#}")],
+        };
+        if reasons.is_empty() {
+            println!("[ok] {} ({seconds:.1} s)", step.name());
+        } else {
+            println!("[FAIL] {} ({seconds:.1} s)", step.name());
+            print_reasons(&reasons);
+            failed.push(step.name());
+        }
+        // A failed flush only delays the line; the next println retries.
+        let _ = std::io::stdout().flush();
+    }
+    let ran = Step::ALL.iter().filter(|s| !skip.contains(s)).count();
+    if failed.is_empty() {
+        println!(
+            "\nverify: every step passed ({ran} run, {} skipped)",
+            Step::ALL.len() - ran
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "\nverify: {} failed: {}",
+            plural(failed.len(), "step"),
+            failed.join(", ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Prints the reasons of a failed step, indented, at most [`MAX_REASONS`].
+fn print_reasons(reasons: &[String]) {
+    for reason in reasons.iter().take(MAX_REASONS) {
+        for line in reason.lines() {
+            println!("    {line}");
+        }
+    }
+    if reasons.len() > MAX_REASONS {
+        println!("    … and {} more", reasons.len() - MAX_REASONS);
+    }
+}
+
+/// `1 step`, `2 steps`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Runs one step: the reasons it failed, empty when it passed.
+fn run_step(
+    ws: &Workspace,
+    step: Step,
+    baseline: Option<&Baseline>,
+    status: &Status,
+) -> Result<Vec<String>> {
+    match step {
+        Step::Fmt => fmt(ws),
+        Step::Clippy => clippy(ws),
+        Step::Solutions => solutions(ws, status),
+        Step::Stubs => stubs(ws, status),
+        Step::Drift => Ok(ws
+            .labs
+            .iter()
+            .flat_map(|lab| drift::check_lab(ws, lab))
+            .collect()),
+        Step::Snapshots => snapshots(ws, baseline),
+        Step::Book => {
+            // The first use installs mdBook, and cargo shows its own progress.
+            status.clear();
+            book(ws)
+        }
+        Step::Leftovers => Ok(leftovers(baseline)),
+    }
+}
+
+/// `cargo fmt --all --check`: the files that are not formatted.
+fn fmt(ws: &Workspace) -> Result<Vec<String>> {
+    let mut cmd = process::cargo(&ws.root);
+    cmd.args(["fmt", "--all", "--check"]);
+    let out = process::capture(&mut cmd)?;
+    if out.success {
+        return Ok(Vec::new());
+    }
+    let root = format!("{}/", ws.root.display());
+    let mut files: Vec<String> = Vec::new();
+    for line in out.stdout.lines() {
+        if let Some(rest) = line.strip_prefix("Diff in ") {
+            let place = rest.trim_end_matches(':').replace(&root, "");
+            let file = place.split([' ', ':']).next().unwrap_or(&place).to_string();
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+    }
+    if files.is_empty() {
+        return Ok(vec![tail(&out.combined(), 10)]);
+    }
+    let mut reasons = vec!["not formatted (run `cargo fmt --all`):".to_string()];
+    reasons.extend(files.into_iter().map(|f| format!("  {f}")));
+    Ok(reasons)
+}
+
+/// `cargo clippy --workspace --all-targets -- -D warnings`: each diagnostic
+/// with its location.
+fn clippy(ws: &Workspace) -> Result<Vec<String>> {
+    let mut cmd = process::cargo(&ws.root);
+    cmd.args(["clippy", "--workspace", "--all-targets", "--color", "never"])
+        .args(["--", "-D", "warnings"]);
+    let out = process::capture(&mut cmd)?;
+    if out.success {
+        return Ok(Vec::new());
+    }
+    let found = diagnostics(&out.stderr);
+    if found.is_empty() {
+        return Ok(vec![tail(&out.stderr, 10)]);
+    }
+    Ok(found)
+}
+
+/// The `error…`/`warning…` lines of compiler output that carry a location,
+/// joined with it: `error: unused variable: `x` --> src/lib.rs:3:9`.
+fn diagnostics(output: &str) -> Vec<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !(line.starts_with("error") || line.starts_with("warning")) {
+            continue;
+        }
+        let location = lines
+            .get(i + 1)
+            .and_then(|next| next.trim_start().strip_prefix("--> "));
+        if let Some(location) = location {
+            found.push(format!("{line} --> {}", location.trim()));
+        }
+    }
+    found
+}
+
+/// The last `n` non-empty lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}
+
+/// Every solution passes every test of its suite.
+fn solutions(ws: &Workspace, status: &Status) -> Result<Vec<String>> {
+    let mut reasons = Vec::new();
+    for lab in &ws.labs {
+        status.show(&format!("[..] solutions: {} …", lab.name));
+        let graded = grade::grade(ws, lab, Target::Solution)?;
+        let dir = format!("solutions/{}", lab.name);
+        if let Some(error) = &graded.error {
+            reasons.push(format!("{dir} does not compile: {error}"));
+        } else if graded.total == 0 {
+            reasons.push(format!("{dir}: the suite ran no tests"));
+        } else {
+            for test in graded.tests.iter().filter(|t| !t.passed) {
+                reasons.push(format!(
+                    "{dir}: test {} fails on the solution: {}",
+                    test.name,
+                    first_line(test.message.as_deref())
+                ));
+            }
+            if graded.tests.len() < graded.total {
+                reasons.push(format!(
+                    "{dir}: only {} of {} tests reported a result (did the test binary crash?)",
+                    graded.tests.len(),
+                    graded.total
+                ));
+            }
+        }
+    }
+    Ok(reasons)
+}
+
+/// Every untouched lab compiles and fails every graded test.
+fn stubs(ws: &Workspace, status: &Status) -> Result<Vec<String>> {
+    let mut reasons = Vec::new();
+    for lab in &ws.labs {
+        status.show(&format!("[..] stubs: {} …", lab.name));
+        let graded = grade::grade(ws, lab, Target::Lab)?;
+        let dir = format!("labs/{}", lab.name);
+        if graded.state == State::DoesNotCompile {
+            let error = graded.error.as_deref().unwrap_or("no message");
+            reasons.push(format!("{dir} does not compile: {error}"));
+        } else if graded.total == 0 {
+            reasons.push(format!("{dir}: the suite ran no tests"));
+        }
+        for test in graded.tests.iter().filter(|t| t.passed) {
+            reasons.push(format!(
+                "{dir}: test {} passes on the stub: it cannot tell a solved lab from an unsolved one",
+                test.name
+            ));
+        }
+    }
+    Ok(reasons)
+}
+
+/// The first line of a test's message.
+fn first_line(message: Option<&str>) -> &str {
+    message
+        .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no message")
+        .trim()
+}
+
+/// `tests/` is as it was committed, and no pending snapshot exists.
+fn snapshots(ws: &Workspace, baseline: Option<&Baseline>) -> Result<Vec<String>> {
+    let mut reasons = Vec::new();
+    let before = baseline.and_then(|b| b.tests_status.as_ref());
+    for line in git_status_tests(ws)? {
+        let when = if before.is_some_and(|b| b.contains(&line)) {
+            "not committed (already so before verify ran)"
+        } else {
+            "changed by the test runs"
+        };
+        reasons.push(format!(
+            "{line}: {when}; CI needs tests/ exactly as committed"
+        ));
+    }
+    let mut pending = Vec::new();
+    find_pending_snapshots(&ws.root, &mut pending)?;
+    pending.sort();
+    for path in pending {
+        reasons.push(format!(
+            "{}: pending snapshot (a run wrote it; review with `cargo insta review` or delete it)",
+            ws.relative(&path).display()
+        ));
+    }
+    Ok(reasons)
+}
+
+/// `git status --porcelain -- tests/`, one entry per line.
+fn git_status_tests(ws: &Workspace) -> Result<BTreeSet<String>> {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(&ws.root)
+        .args(["status", "--porcelain", "--", "tests/"]);
+    let out = process::capture(&mut cmd)?;
+    if !out.success {
+        anyhow::bail!(
+            "`git status` failed: {}",
+            out.stderr.lines().next().unwrap_or("no message")
+        );
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Collects every `*.snap.new` and `*.pending-snap` under `dir`, skipping
+/// `target` and `.git` directories and not following symbolic links.
+fn find_pending_snapshots(dir: &Path, found: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    let entries = fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("cannot inspect {}", entry.path().display()))?;
+        if kind.is_dir() {
+            if name != "target" && name != ".git" {
+                find_pending_snapshots(&entry.path(), found)?;
+            }
+        } else if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
+            found.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Builds the book into a scratch directory: it must build, and say
+/// nothing about warnings or errors.
+fn book(ws: &Workspace) -> Result<Vec<String>> {
+    let dest = std::env::temp_dir().join(format!("workbook-book-{}", std::process::id()));
+    let out = mdbook::build_captured(ws, &dest);
+    if let Err(err) = fs::remove_dir_all(&dest) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("workbook: cannot remove {}: {err}", dest.display());
+        }
+    }
+    let out = out?;
+    let mut reasons: Vec<String> = out
+        .combined()
+        .lines()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+        .map(|line| line.trim().to_string())
+        .collect();
+    if !out.success && reasons.is_empty() {
+        reasons.push(format!(
+            "mdbook build failed:\n{}",
+            tail(&out.combined(), 10)
+        ));
+    }
+    Ok(reasons)
+}
+
+/// The IPC objects that appeared since the baseline.
+fn leftovers(baseline: Option<&Baseline>) -> Vec<String> {
+    let before = baseline.map(|b| b.ipc.clone()).unwrap_or_default();
+    ipc_objects()
+        .difference(&before)
+        .map(|object| format!("left behind: {object}"))
+        .collect()
+}
+
+/// Every live System V object (from `/proc/sysvipc`) and every entry of
+/// `/dev/shm`, described with the command that removes it.
+fn ipc_objects() -> BTreeSet<String> {
+    let mut objects = BTreeSet::new();
+    for (file, kind, flag) in [
+        ("msg", "System V message queue", "-q"),
+        ("sem", "System V semaphore set", "-s"),
+        ("shm", "System V shared memory segment", "-m"),
+    ] {
+        let path = format!("/proc/sysvipc/{file}");
+        let Ok(table) = fs::read_to_string(&path) else {
+            continue;
+        };
+        for row in table.lines().skip(1) {
+            let mut columns = row.split_whitespace();
+            let (Some(key), Some(id)) = (columns.next(), columns.next()) else {
+                continue;
+            };
+            // The kernel prints keys as signed decimals; ipcs shows them in hex.
+            let key = match key.parse::<i64>() {
+                Ok(k) => format!("0x{:08x}", k as u32),
+                Err(_) => key.to_string(),
+            };
+            objects.insert(format!("{kind} key {key} id {id} (ipcrm {flag} {id})"));
+        }
+    }
+    if let Ok(entries) = fs::read_dir("/dev/shm") {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            objects.insert(format!("{} (rm {})", path.display(), path.display()));
+        }
+    }
+    objects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_carry_their_location() {
+        let out = "    Checking pipes v0.1.0\n\
+                   error: unused variable: `fd`\n  --> labs/02-pipes/src/lib.rs:9:8\n   |\n\
+                   error: could not compile `pipes` (lib) due to 1 previous error\n";
+        assert_eq!(
+            diagnostics(out),
+            ["error: unused variable: `fd` --> labs/02-pipes/src/lib.rs:9:8"]
+        );
+    }
+
+    #[test]
+    fn step_names_match_the_command_line() {
+        for step in Step::ALL {
+            let parsed = Step::from_str(step.name(), false).expect("a known step");
+            assert_eq!(parsed, step);
+        }
+    }
+}

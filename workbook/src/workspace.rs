@@ -1,0 +1,259 @@
+//! Finding the course checkout and the labs in it.
+//!
+//! Nothing here knows which labs exist: a lab is any directory
+//! `labs/NN-topic/` holding a `Cargo.toml`. Its package, binary and grading
+//! test target are all named `topic`; its reference solution lives in
+//! `solutions/NN-topic/` as package `topic-solution`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::UsageError;
+
+/// The course checkout: the Cargo workspace that has a `labs/` directory.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The directory holding the workspace `Cargo.toml`.
+    pub root: PathBuf,
+    /// Every lab, ordered by directory name (so by number).
+    pub labs: Vec<Lab>,
+}
+
+/// One lab, named after its directory `labs/NN-topic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lab {
+    /// The directory name, e.g. `02-pipes`.
+    pub name: String,
+    /// The number part, e.g. `02`.
+    pub number: String,
+    /// The topic part, e.g. `pipes`: the lab's package, binary and test target.
+    pub topic: String,
+}
+
+impl Workspace {
+    /// Walks up from `start` to the first directory that has a `Cargo.toml`
+    /// with a `[workspace]` table and a `labs/` directory beside it.
+    pub fn discover(start: &Path) -> Result<Workspace> {
+        let root = start
+            .ancestors()
+            .find(|dir| is_course_root(dir))
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "not a workbook checkout (no Cargo.toml with [workspace] and labs/ found above {})",
+                    start.display()
+                ))
+            })?
+            .to_path_buf();
+        let labs = discover_labs(&root.join("labs"))?;
+        Ok(Workspace { root, labs })
+    }
+
+    /// The labs that `query` names (all of them when `None`).
+    ///
+    /// An unknown name is a usage error that lists the known labs.
+    pub fn select(&self, query: Option<&str>) -> Result<Vec<&Lab>> {
+        let Some(query) = query else {
+            return Ok(self.labs.iter().collect());
+        };
+        let found: Vec<&Lab> = self.labs.iter().filter(|lab| lab.matches(query)).collect();
+        if found.is_empty() {
+            return Err(UsageError(format!(
+                "unknown lab `{query}` (known labs: {})",
+                self.known_labs()
+            ))
+            .into());
+        }
+        Ok(found)
+    }
+
+    /// The lab names joined for a message, or `none`.
+    pub fn known_labs(&self) -> String {
+        if self.labs.is_empty() {
+            return "none".to_string();
+        }
+        let names: Vec<&str> = self.labs.iter().map(|lab| lab.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// `path` relative to the workspace root when it is inside it, for messages.
+    pub fn relative(&self, path: &Path) -> PathBuf {
+        path.strip_prefix(&self.root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+
+    /// `labs/NN-topic`, absolute.
+    pub fn lab_dir(&self, lab: &Lab) -> PathBuf {
+        self.root.join("labs").join(&lab.name)
+    }
+
+    /// `solutions/NN-topic`, absolute.
+    pub fn solution_dir(&self, lab: &Lab) -> PathBuf {
+        self.root.join("solutions").join(&lab.name)
+    }
+}
+
+impl Lab {
+    /// Parses a directory name of the form `NN-topic`.
+    pub fn from_dir_name(name: &str) -> Option<Lab> {
+        let (number, topic) = name.split_once('-')?;
+        let valid_topic = topic
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        if topic.is_empty() || !valid_topic {
+            return None;
+        }
+        Some(Lab {
+            name: name.to_string(),
+            number: number.to_string(),
+            topic: topic.to_string(),
+        })
+    }
+
+    /// True when `query` is this lab's number (`02` or `2`), directory name
+    /// (`02-pipes`) or topic (`pipes`).
+    pub fn matches(&self, query: &str) -> bool {
+        if query == self.name || query == self.topic || query == self.number {
+            return true;
+        }
+        match (query.parse::<u32>(), self.number.parse::<u32>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The student's package, e.g. `pipes`.
+    pub fn package(&self) -> &str {
+        &self.topic
+    }
+
+    /// The reference solution's package, e.g. `pipes-solution`.
+    pub fn solution_package(&self) -> String {
+        format!("{}-solution", self.topic)
+    }
+
+    /// The grading suite's test target, e.g. `pipes`.
+    pub fn test_target(&self) -> &str {
+        &self.topic
+    }
+
+    /// The student's library crate as written in Rust paths, e.g. `pipes`.
+    pub fn crate_name(&self) -> String {
+        self.topic.replace('-', "_")
+    }
+
+    /// The solution's library crate as written in Rust paths, e.g. `pipes_solution`.
+    pub fn solution_crate_name(&self) -> String {
+        format!("{}_solution", self.crate_name())
+    }
+}
+
+/// True when `dir` has a workspace `Cargo.toml` and a `labs/` directory.
+fn is_course_root(dir: &Path) -> bool {
+    if !dir.join("labs").is_dir() {
+        return false;
+    }
+    let Ok(text) = fs::read_to_string(dir.join("Cargo.toml")) else {
+        return false;
+    };
+    match text.parse::<toml::Table>() {
+        Ok(table) => table.contains_key("workspace"),
+        // A broken manifest still counts when it plainly declares a workspace,
+        // so that cargo, not this tool, gets to explain what is wrong with it.
+        Err(_) => text.lines().any(|line| line.trim() == "[workspace]"),
+    }
+}
+
+/// Every `labs/NN-topic/` directory that holds a `Cargo.toml`, sorted.
+fn discover_labs(labs_dir: &Path) -> Result<Vec<Lab>> {
+    let entries =
+        fs::read_dir(labs_dir).with_context(|| format!("cannot list {}", labs_dir.display()))?;
+    let mut labs = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", labs_dir.display()))?;
+        let path = entry.path();
+        if !path.join("Cargo.toml").is_file() {
+            continue;
+        }
+        if let Some(lab) = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(Lab::from_dir_name)
+        {
+            labs.push(lab);
+        }
+    }
+    labs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(labs)
+}
+
+/// `labs/NN-topic/lab.toml`: a lab's chapter and numbered tasks (the fields
+/// this tool checks; the title, summaries and hints are read elsewhere).
+#[derive(Debug, Deserialize)]
+pub struct LabToml {
+    /// The `[lab]` table.
+    pub lab: LabInfo,
+    /// The `[[todo]]` tables, one per numbered task.
+    #[serde(default)]
+    pub todo: Vec<Todo>,
+}
+
+/// The `[lab]` table of `lab.toml`.
+#[derive(Debug, Deserialize)]
+pub struct LabInfo {
+    /// The chapter that teaches it, relative to the workspace root.
+    pub chapter: PathBuf,
+}
+
+/// One `[[todo]]` task of `lab.toml`.
+#[derive(Debug, Deserialize)]
+pub struct Todo {
+    /// The number used in `// TODO(N)` markers and in the book.
+    pub number: u32,
+    /// The function in `src/lib.rs` that the task fills in.
+    pub function: String,
+}
+
+impl LabToml {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<LabToml> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_names_are_parsed_from_directories() {
+        let lab = Lab::from_dir_name("05-sysv-msg").expect("valid name");
+        assert_eq!(lab.number, "05");
+        assert_eq!(lab.topic, "sysv-msg");
+        assert_eq!(lab.crate_name(), "sysv_msg");
+        assert_eq!(lab.solution_package(), "sysv-msg-solution");
+        assert_eq!(lab.solution_crate_name(), "sysv_msg_solution");
+        assert!(Lab::from_dir_name("pipes").is_none());
+        assert!(Lab::from_dir_name("xx-pipes").is_none());
+        assert!(Lab::from_dir_name("02-").is_none());
+    }
+
+    #[test]
+    fn labs_match_by_number_name_or_topic() {
+        let lab = Lab::from_dir_name("02-pipes").expect("valid name");
+        for query in ["02", "2", "02-pipes", "pipes"] {
+            assert!(lab.matches(query), "{query}");
+        }
+        for query in ["03", "pipe", "02-pipe", ""] {
+            assert!(!lab.matches(query), "{query}");
+        }
+    }
+}

@@ -12,13 +12,26 @@ fn lab() -> Lab {
     grader::lab!(CHAPTER)
 }
 
-// ---- TODO 1 and 2: run a program, report how it ended -------------------
+// ---- TODO 1: describe a wait status --------------------------------------
+
+#[test]
+fn decode_describes_every_kind_of_ending() {
+    // Exit status 3, SIGTERM, SIGSEGV with core dump, stopped by SIGSTOP.
+    let run = lab()
+        .cmd(["decode", "768", "15", "139", "4991"])
+        .section("Task 1: describe a wait status")
+        .run();
+    run.expect_success();
+    assert_transcript!(run);
+}
+
+// ---- TODO 2: run a program, report how it ended ---------------------------
 
 #[test]
 fn run_reports_a_normal_exit_status() {
     let run = lab()
         .cmd(["run", "sh", "-c", "exit 3"])
-        .section("Task 1: describe a wait status")
+        .section("Task 2: fork, exec, wait")
         .run();
     run.expect_success();
     assert_transcript!(run);
@@ -28,7 +41,7 @@ fn run_reports_a_normal_exit_status() {
 fn run_reports_death_by_a_signal() {
     let run = lab()
         .cmd(["run", "sh", "-c", "kill -TERM $$"])
-        .section("Task 1: describe a wait status")
+        .section("Task 2: fork, exec, wait")
         .run();
     run.expect_success();
     assert_transcript!(run);

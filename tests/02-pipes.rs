@@ -183,6 +183,27 @@ fn pipeline_carries_more_than_the_pipe_holds() {
 }
 
 #[test]
+fn pipeline_left_side_dies_quietly_when_the_right_side_leaves() {
+    // `head` exits after one line; `seq` must then die of SIGPIPE without a
+    // word, as in a shell, which needs SIGPIPE's default action back.
+    let run = lab()
+        .cmd(["pipeline", "seq", "1", "1000000", "--", "head", "-n", "1"])
+        .timeout(HANG_TIMEOUT)
+        .why_if_timeout(NO_EOF)
+        .section("Task 4: a two-stage pipeline")
+        .run();
+    run.expect_success();
+    if run.stderr.contains("Broken pipe") {
+        run.fail(
+            "the left command complained about a broken pipe",
+            "Rust ignores SIGPIPE and children inherit that across exec: reset it with \
+             signal(Signal::SIGPIPE, SigHandler::SigDfl) in each child before execvp",
+        );
+    }
+    assert_transcript!(run);
+}
+
+#[test]
 fn pipeline_exits_with_the_right_commands_status() {
     let run = assert_same_as_shell(
         &["true", "--", "sh", "-c", "exit 4"],

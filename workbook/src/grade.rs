@@ -76,10 +76,26 @@ pub struct TestGrade {
 }
 
 impl LabGrade {
-    /// The first test that failed, if any.
+    /// The failing test to show first: the one for the earliest task (the
+    /// grader's messages name it, `section "Task 2: …"`), so a student is sent
+    /// to TODO 1 before TODO 3; then by name, for a stable choice.
     pub fn first_failure(&self) -> Option<&TestGrade> {
-        self.tests.iter().find(|t| !t.passed)
+        self.tests
+            .iter()
+            .filter(|t| !t.passed)
+            .min_by_key(|t| task_number(t.message.as_deref().unwrap_or("")))
     }
+}
+
+/// The task number in a grader message (`section "Task 3: …"`), or
+/// `u32::MAX` when it names none.
+fn task_number(message: &str) -> u32 {
+    message
+        .split("section \"Task ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// The `--json` document.

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
 
 use crate::{describe_status, exec_with_fds, fan_out, greet, run_program};
 
@@ -24,6 +26,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Describe raw wait statuses, as waitpid stores them in its int (TODO 1).
+    ///
+    /// Examples: 768 (exit status 3 in bits 8-15), 15 (SIGTERM in the low 7
+    /// bits), 139 (SIGSEGV plus the core-dump bit 0x80), 4991 (0x137f:
+    /// stopped by SIGSTOP).
+    Decode {
+        /// Raw status values.
+        #[arg(required = true)]
+        raw: Vec<i32>,
+    },
     /// Run PROGRAM with its arguments in a child and report how it ended
     /// (TODO 1 and 2).
     Run {
@@ -69,10 +81,21 @@ pub fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
+        // ANCHOR: cli_decode
+        Command::Decode { raw } => {
+            for status in raw {
+                let decoded = WaitStatus::from_raw(Pid::from_raw(1), status)?;
+                println!("{status:#06x}: {}", describe_status(decoded));
+            }
+        }
+        // ANCHOR_END: cli_decode
+        // ANCHOR: cli_run
         Command::Run { argv } => {
             let status = run_program(&argv)?;
             println!("{}", describe_status(status));
         }
+        // ANCHOR_END: cli_run
+        // ANCHOR: cli_fanout
         Command::Fanout { n } => {
             let statuses = fan_out(n)?;
             for (k, status) in statuses.iter().enumerate() {
@@ -80,22 +103,28 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             println!("reaped {} of {n} children", statuses.len());
         }
+        // ANCHOR_END: cli_fanout
+        // ANCHOR: cli_greet
         Command::Greet => {
             let mut out = BufWriter::new(io::stdout());
             let status = greet(&mut out)?;
             writeln!(out, "parent: the child {}", describe_status(status))?;
             out.flush()?;
         }
+        // ANCHOR_END: cli_greet
+        // ANCHOR: cli_inherit
         Command::Inherit { file } => {
             let status = exec_with_fds(&file)?;
             println!("show-fds {}", describe_status(status));
         }
+        // ANCHOR_END: cli_inherit
         Command::ShowFds => show_fds()?,
         Command::Raise { signal } => raise(signal)?,
     }
     Ok(())
 }
 
+// ANCHOR: show_fds
 /// Prints `fd N -> TARGET` for every open descriptor above 2, read from
 /// `/proc/self/fd` (each entry is a symbolic link to what the fd refers to).
 fn show_fds() -> anyhow::Result<()> {
@@ -118,3 +147,4 @@ fn show_fds() -> anyhow::Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: show_fds

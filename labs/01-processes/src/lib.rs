@@ -20,6 +20,7 @@ use nix::sys::wait::WaitStatus;
 
 pub mod cli;
 
+// ANCHOR: describe_status
 /// Describes how a process ended, in the words the lab prints:
 ///
 /// | status                              | description                           |
@@ -37,7 +38,9 @@ pub fn describe_status(status: WaitStatus) -> String {
     // TODO(1): match on the status; `Signal::as_str()` gives "SIGTERM".
     todo!("TODO(1): describe_status")
 }
+// ANCHOR_END: describe_status
 
+// ANCHOR: run_program
 /// Runs `argv[0]` with arguments `argv[1..]` in a child process and returns
 /// how the child ended.
 ///
@@ -55,7 +58,9 @@ pub fn run_program(argv: &[String]) -> anyhow::Result<WaitStatus> {
     // TODO(2): fork, execvp in the child, waitpid in the parent.
     todo!("TODO(2): run_program")
 }
+// ANCHOR_END: run_program
 
+// ANCHOR: fan_out
 /// Starts `n` children that all run at the same time; child `k` (counting
 /// from 1) does nothing but exit with status `k`. Then reaps every one of
 /// them and returns their statuses in creation order.
@@ -70,7 +75,9 @@ pub fn fan_out(n: u8) -> anyhow::Result<Vec<WaitStatus>> {
     // TODO(3): fork n children first, then waitpid for each pid, in order.
     todo!("TODO(3): fan_out")
 }
+// ANCHOR_END: fan_out
 
+// ANCHOR: greet
 /// Parent and child both write to `out`, a *buffered* writer that the
 /// caller later flushes:
 ///
@@ -87,7 +94,9 @@ pub fn greet<W: Write>(out: &mut W) -> anyhow::Result<WaitStatus> {
     // TODO(4): write, make sure nothing is left buffered, fork, …
     todo!("TODO(4): greet")
 }
+// ANCHOR_END: greet
 
+// ANCHOR: exec_with_fds
 /// Shows which descriptors survive `exec`:
 ///
 /// 1. open `file` read-only **with** `O_CLOEXEC` (it gets descriptor 3),
@@ -107,3 +116,4 @@ pub fn exec_with_fds(file: &Path) -> anyhow::Result<WaitStatus> {
     // TODO(5): open twice, fork, execv show-fds, wait.
     todo!("TODO(5): exec_with_fds")
 }
+// ANCHOR_END: exec_with_fds

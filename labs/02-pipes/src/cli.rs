@@ -68,26 +68,34 @@ pub fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        // ANCHOR: cli_limits
         Command::Limits => {
             let limits = pipe_limits()?;
             println!("PIPE_BUF: {} bytes", limits.pipe_buf);
             println!("capacity: {} bytes", limits.capacity);
         }
+        // ANCHOR_END: cli_limits
+        // ANCHOR: cli_count
         Command::Count => {
             let mut input = Vec::new();
             io::stdin().read_to_end(&mut input)?;
             let status = count_in_child(&input)?;
             println!("parent: the child {}", describe(status));
         }
+        // ANCHOR_END: cli_count
+        // ANCHOR: cli_numbers
         Command::Numbers { count } => {
             let mut out = BufWriter::new(io::stdout().lock());
             write_numbers(count, &mut out)?;
         }
+        // ANCHOR_END: cli_numbers
+        // ANCHOR: cli_pipeline
         Command::Pipeline { words } => {
             let (left, right) = split_pipeline(&words)?;
             let (_, right_status) = pipeline(left, right)?;
             return Ok(shell_exit_code(right_status));
         }
+        // ANCHOR_END: cli_pipeline
         Command::Gather {
             writers,
             size,
@@ -122,6 +130,7 @@ fn describe(status: WaitStatus) -> String {
     }
 }
 
+// ANCHOR: shell_exit_code
 /// The exit status a shell gives a pipeline: that of its last command, or
 /// 128 + the signal number if a signal killed it.
 fn shell_exit_code(status: WaitStatus) -> ExitCode {
@@ -132,3 +141,4 @@ fn shell_exit_code(status: WaitStatus) -> ExitCode {
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
+// ANCHOR_END: shell_exit_code

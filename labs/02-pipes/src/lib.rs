@@ -18,6 +18,7 @@ use nix::sys::wait::WaitStatus;
 
 pub mod cli;
 
+// ANCHOR: pipe_limits_type
 /// What the kernel says about pipes on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipeLimits {
@@ -26,7 +27,9 @@ pub struct PipeLimits {
     /// How many bytes a pipe holds before a writer blocks.
     pub capacity: usize,
 }
+// ANCHOR_END: pipe_limits_type
 
+// ANCHOR: tally_type
 /// What [`gather_records`] found in the pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
@@ -37,7 +40,9 @@ pub struct Tally {
     /// Intact records per writer: index 0 is writer 1 (letter `a`).
     pub intact_per_writer: Vec<usize>,
 }
+// ANCHOR_END: tally_type
 
+// ANCHOR: pipe_limits
 /// Creates a pipe and asks the kernel for its limits:
 ///
 /// * `PIPE_BUF` with `fpathconf(fd, _PC_PIPE_BUF)` (nix:
@@ -52,7 +57,9 @@ pub fn pipe_limits() -> anyhow::Result<PipeLimits> {
     // TODO(1): pipe(), then fpathconf and fcntl on one of its ends.
     todo!("TODO(1): pipe_limits")
 }
+// ANCHOR_END: pipe_limits
 
+// ANCHOR: count_in_child
 /// Sends `input` to a child process through a pipe; the child counts it.
 ///
 /// * `pipe()` gives two descriptors: `fds[0]` (nix: the first `OwnedFd`) is
@@ -70,7 +77,9 @@ pub fn count_in_child(input: &[u8]) -> anyhow::Result<WaitStatus> {
     // TODO(2): pipe, fork, close the ends each side does not use.
     todo!("TODO(2): count_in_child")
 }
+// ANCHOR_END: count_in_child
 
+// ANCHOR: write_numbers
 /// Writes the numbers 1 to `count` to `out`, one per line, then flushes.
 ///
 /// `out` is usually a pipe to another program (`pipes numbers 1000000 |
@@ -83,7 +92,9 @@ pub fn write_numbers<W: Write>(count: u64, out: &mut W) -> io::Result<()> {
     // TODO(3): write each line; treat BrokenPipe as the end.
     todo!("TODO(3): write_numbers")
 }
+// ANCHOR_END: write_numbers
 
+// ANCHOR: pipeline
 /// Runs `left | right`: `left`'s standard output feeds `right`'s standard
 /// input, as the shell does for `ls | wc -l`.
 ///
@@ -94,6 +105,12 @@ pub fn write_numbers<W: Write>(count: u64, out: &mut W) -> io::Result<()> {
 ///    both, `execvp(right)`;
 /// 4. the parent closes both ends and waits for both children.
 ///
+/// Before `execvp`, each child puts `SIGPIPE` back to its default action
+/// (`signal(SIGPIPE, SIG_DFL)`): Rust ignored it at start-up, and an ignored
+/// signal stays ignored across exec. Then `seq 1 1000000 | head -n 1` ends
+/// the way it does in a shell — `seq` is killed quietly when `head` leaves —
+/// instead of `seq` complaining about a write error.
+///
 /// If `execvp` fails, the child prints `pipes: cannot run PROGRAM: ERRNO`
 /// on stderr and leaves with `_exit(127)`. Returns the statuses of (left,
 /// right).
@@ -101,7 +118,9 @@ pub fn pipeline(left: &[String], right: &[String]) -> anyhow::Result<(WaitStatus
     // TODO(4): pipe, two forks, dup2, execvp, close, wait for both.
     todo!("TODO(4): pipeline")
 }
+// ANCHOR_END: pipeline
 
+// ANCHOR: gather_records
 /// `writers` children write into one pipe at the same time; the parent
 /// reads everything and checks whether any record was torn apart.
 ///
@@ -120,3 +139,4 @@ pub fn gather_records(writers: u8, size: usize, records: u32) -> anyhow::Result<
     // TODO(5): pipe, fork the writers, read to EOF, tally, reap.
     todo!("TODO(5): gather_records")
 }
+// ANCHOR_END: gather_records

@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context, bail};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{
     ForkResult, PathconfVar, Pid, dup2_stdin, dup2_stdout, execvp, fork, fpathconf, pipe, pipe2,
@@ -133,6 +134,12 @@ pub fn write_numbers<W: Write>(count: u64, out: &mut W) -> io::Result<()> {
 /// 3. fork the right child: `dup2` the read end onto descriptor 0, close
 ///    both, `execvp(right)`;
 /// 4. the parent closes both ends and waits for both children.
+///
+/// Before `execvp`, each child puts `SIGPIPE` back to its default action
+/// (`signal(SIGPIPE, SIG_DFL)`): Rust ignored it at start-up, and an ignored
+/// signal stays ignored across exec. Then `seq 1 1000000 | head -n 1` ends
+/// the way it does in a shell — `seq` is killed quietly when `head` leaves —
+/// instead of `seq` complaining about a write error.
 ///
 /// If `execvp` fails, the child prints `pipes: cannot run PROGRAM: ERRNO`
 /// on stderr and leaves with `_exit(127)`. Returns the statuses of (left,
@@ -270,6 +277,11 @@ fn spawn_with(
         ForkResult::Child => {
             if let Err(errno) = prepare(()) {
                 eprintln!("pipes: dup2: {errno}");
+                exit_child(126);
+            }
+            // SAFETY: SIG_DFL installs no handler; nothing can run unsafely.
+            if let Err(errno) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+                eprintln!("pipes: signal(SIGPIPE): {errno}");
                 exit_child(126);
             }
             let Err(errno) = execvp(&argv[0], argv);

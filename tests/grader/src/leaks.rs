@@ -68,9 +68,10 @@ impl Leak {
     }
 }
 
-impl fmt::Display for Leak {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = match self.kind {
+impl Leak {
+    /// What this kind of leftover is called in a report.
+    fn noun(&self) -> &'static str {
+        match self.kind {
             LeakKind::RunningProcess => "process still running",
             LeakKind::Zombie => "child never waited for",
             LeakKind::Sysv(SysvKind::MessageQueue) => "System V message queue",
@@ -79,9 +80,57 @@ impl fmt::Display for Leak {
             LeakKind::PosixShm => "POSIX shared memory object",
             LeakKind::PosixSemaphore => "POSIX named semaphore",
             LeakKind::PosixQueue => "POSIX message queue",
-        };
-        write!(f, "{noun}: {}\n    fix: {}", self.what, self.remedy())
+        }
     }
+}
+
+impl fmt::Display for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}\n    fix: {}",
+            self.noun(),
+            self.what,
+            self.remedy()
+        )
+    }
+}
+
+/// Report lines for `leaks`, one group per kind (in order of first
+/// appearance), naming at most five leftovers of each kind.
+pub(crate) fn summarize(leaks: &[Leak]) -> Vec<String> {
+    const SHOWN: usize = 5;
+    let mut kinds: Vec<LeakKind> = Vec::new();
+    for leak in leaks {
+        if !kinds.contains(&leak.kind) {
+            kinds.push(leak.kind);
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let group: Vec<&Leak> = leaks.iter().filter(|leak| leak.kind == kind).collect();
+            let mut names: Vec<&str> = group
+                .iter()
+                .take(SHOWN)
+                .map(|leak| leak.what.as_str())
+                .collect();
+            let more = group.len().saturating_sub(SHOWN);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            names.dedup();
+            format!(
+                "{} ({}): {}{more}\n    fix: {}",
+                group[0].noun(),
+                group.len(),
+                names.join(", "),
+                group[0].remedy()
+            )
+        })
+        .collect()
 }
 
 /// Classifies what is left of process group `pgid` after its leader exited:

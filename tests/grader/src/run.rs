@@ -536,7 +536,7 @@ impl Run {
                 "left {} thing(s) behind after it exited (now cleaned up)",
                 self.leaks.len()
             ));
-            failure.details = self.leaks.iter().map(|leak| leak.to_string()).collect();
+            failure.details = leaks::summarize(&self.leaks);
             failure.raise();
         }
         if !self.output_complete {

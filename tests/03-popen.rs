@@ -26,6 +26,7 @@ const NO_EOF: &str = "the command never saw end-of-file. It gets it only once ev
                       waitpid, and the child must not keep the originals after dup2 \
                       (pipe2(O_CLOEXEC) closes them at exec)";
 
+// ANCHOR: ps_listing
 /// A fixed `ps -ef` listing: the stand-in for the process table in the
 /// notes' `ps -ef | grep … | awk '{print $2}' | xargs kill -9`.
 const PS_LISTING: &str = "\
@@ -38,6 +39,7 @@ alice       1305     987  0 09:20 pts/0    00:00:00 vim myserver.conf
 bob         2210       1  0 09:31 ?        00:00:00 /usr/bin/python3 report.py
 alice       4242     990  0 10:02 pts/1    00:00:00 grep myserver
 ";
+// ANCHOR_END: ps_listing
 
 fn lab() -> Lab {
     grader::lab!(CHAPTER)

@@ -13,24 +13,25 @@ use anyhow::Context;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: c_popen
-    // FILE *fin = popen("ls", "r");  runs /bin/sh -c ls, its stdout a pipe to us
+    // The C library forks /bin/sh -c ls, with its standard output piped to
+    // us, and gives us the read end as a stdio stream.
     // SAFETY: both arguments are NUL-terminated strings.
-    let fin = unsafe { libc::popen(c"ls".as_ptr(), c"r".as_ptr()) };
-    if fin.is_null() {
+    let listing = unsafe { libc::popen(c"ls".as_ptr(), c"r".as_ptr()) };
+    if listing.is_null() {
         return Err(io::Error::last_os_error()).context("popen");
     }
-    // char buf[BUFSIZ];  while (fgets(buf, BUFSIZ, fin) != NULL) fputs(buf, stdout);
-    let mut buf: [libc::c_char; 8192] = [0; 8192];
-    let size = buf.len() as libc::c_int;
+    // fgets reads one line at a time and returns NULL at end-of-file.
+    let mut line: [libc::c_char; 4096] = [0; 4096];
+    let size = line.len() as libc::c_int;
     // SAFETY: fgets stores at most `size` bytes, the final NUL included.
-    while !unsafe { libc::fgets(buf.as_mut_ptr(), size, fin) }.is_null() {
-        // SAFETY: fgets left a NUL-terminated line in buf.
-        let line = unsafe { CStr::from_ptr(buf.as_ptr()) };
-        print!("{}", line.to_string_lossy());
+    while !unsafe { libc::fgets(line.as_mut_ptr(), size, listing) }.is_null() {
+        // SAFETY: fgets left a NUL-terminated line in `line`.
+        let text = unsafe { CStr::from_ptr(line.as_ptr()) };
+        print!("{}", text.to_string_lossy());
     }
     // pclose closes the pipe, then waits for the shell with waitpid.
-    // SAFETY: fin came from popen and is closed exactly once.
-    let status = unsafe { libc::pclose(fin) };
+    // SAFETY: `listing` came from popen and is closed exactly once.
+    let status = unsafe { libc::pclose(listing) };
     if status == -1 {
         return Err(io::Error::last_os_error()).context("pclose");
     }

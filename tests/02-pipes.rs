@@ -133,27 +133,12 @@ fn assert_same_as_shell(words: &[&str], script: &str) -> grader::Run {
         .why_if_timeout(NO_EOF)
         .section("Task 4: a two-stage pipeline")
         .run();
-    let shell = Cmd::new("sh", Sandbox::new()).args(["-c", script]).run();
-    if run.stdout != shell.stdout || run.code() != shell.code() {
-        let mut failure = run.failure("did not do what the shell does");
-        failure.details.push(format!("$ sh -c {script:?}"));
-        failure.details.push(format!(
-            "shell printed {:?} and exited with {:?}",
-            shell.stdout,
-            shell.code()
-        ));
-        failure.details.push(format!(
-            "yours printed {:?} and exited with {:?}",
-            run.stdout,
-            run.code()
-        ));
-        failure.why = Some(
-            "dup2 the write end onto 1 in the left child and the read end onto 0 in \
-             the right child; exit with the right command's status"
-                .into(),
-        );
-        failure.raise();
-    }
+    run.expect_same_as_shell(
+        script,
+        Sandbox::new(),
+        "dup2 the write end onto 1 in the left child and the read end onto 0 in \
+         the right child; exit with the right command's status",
+    );
     run
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use grader::{Cmd, Lab, Run, Sandbox, assert_transcript};
+use grader::{Lab, Run, Sandbox, assert_transcript};
 
 const CHAPTER: &str = "03-popen.md";
 
@@ -308,28 +308,13 @@ fn assert_same_as_shell(sandbox: fn() -> Sandbox, words: &[&str], script: &str) 
         )
         .section(TASK_3)
         .run();
-    let shell = Cmd::new("sh", sandbox()).args(["-c", script]).run();
-    if run.stdout != shell.stdout || run.code() != shell.code() {
-        let mut failure = run.failure("did not do what the shell does");
-        failure.details.push(format!("$ sh -c {script:?}"));
-        failure.details.push(format!(
-            "shell printed {:?} and exited with {:?}",
-            shell.stdout,
-            shell.code()
-        ));
-        failure.details.push(format!(
-            "yours printed {:?} and exited with {:?}",
-            run.stdout,
-            run.code()
-        ));
-        failure.why = Some(
-            "stage i reads pipe i-1 on descriptor 0 and writes pipe i on descriptor 1 \
-             (the first reads our stdin, the last writes our stdout); the pipeline's \
-             status is the last stage's"
-                .into(),
-        );
-        failure.raise();
-    }
+    run.expect_same_as_shell(
+        script,
+        sandbox(),
+        "stage i reads pipe i-1 on descriptor 0 and writes pipe i on descriptor 1 \
+         (the first reads our stdin, the last writes our stdout); the pipeline's \
+         status is the last stage's",
+    );
     run
 }
 

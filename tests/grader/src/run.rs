@@ -485,6 +485,31 @@ impl Run {
         self
     }
 
+    /// Runs `sh -c script` in `sandbox` and fails unless it printed the same
+    /// standard output and exited the same way as this run: for programs
+    /// that must behave exactly like a shell (pipelines, `popen`). The script
+    /// is fixed test text, never input from a program.
+    pub fn expect_same_as_shell(&self, script: &str, sandbox: Sandbox, why: &str) -> &Run {
+        let shell = Cmd::new("sh", sandbox).args(["-c", script]).run();
+        if self.stdout != shell.stdout || self.code() != shell.code() {
+            let mut failure = self.failure("did not do what the shell does");
+            failure.details.push(format!("$ sh -c {script:?}"));
+            failure.details.push(format!(
+                "shell printed {:?} and exited with {:?}",
+                shell.stdout,
+                shell.code()
+            ));
+            failure.details.push(format!(
+                "yours printed {:?} and exited with {:?}",
+                self.stdout,
+                self.code()
+            ));
+            failure.why = Some(why.to_string());
+            failure.raise();
+        }
+        self
+    }
+
     /// The transcript compared with snapshots: command, stdin size, stdout,
     /// stderr and exit status, all normalised.
     pub fn transcript(&self) -> String {

@@ -374,6 +374,8 @@ fn wait_gone(pids: &[i32], limit: Duration) {
 #[derive(Debug, Clone)]
 struct Sandbox {
     dir: PathBuf,
+    /// `dir` with symbolic links resolved, as `/proc/PID/cwd` shows it.
+    real_dir: PathBuf,
     test_pid: Option<i32>,
     /// The `ftok` key bases (low 24 bits) of its key files, with the files.
     key_bases: Vec<(u32, PathBuf)>,
@@ -414,6 +416,7 @@ fn stale_sandboxes(me: u32, notes: &mut Vec<String>) -> Vec<Sandbox> {
         };
         if stale {
             found.push(Sandbox {
+                real_dir: fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()),
                 dir,
                 test_pid,
                 key_bases,
@@ -486,7 +489,10 @@ fn processes_in(sandboxes: &[Sandbox], me: u32) -> Vec<(i32, String, PathBuf)> {
         let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
             continue;
         };
-        let Some(sandbox) = sandboxes.iter().find(|s| cwd.starts_with(&s.dir)) else {
+        let Some(sandbox) = sandboxes
+            .iter()
+            .find(|s| cwd.starts_with(&s.dir) || cwd.starts_with(&s.real_dir))
+        else {
             continue;
         };
         if owned {
@@ -731,9 +737,21 @@ pub fn grader_name_pid(name: &str) -> Option<i32> {
     pid.parse().ok()
 }
 
-/// True when a process `pid` exists (zombies included).
+/// True when a process `pid` exists and has not exited: a zombie, which
+/// only waits for its parent to collect its status, counts as gone.
 pub fn alive(pid: i32) -> bool {
-    pid > 0 && Path::new("/proc").join(pid.to_string()).exists()
+    if pid <= 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and
+        // may itself hold spaces and parentheses.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|close| stat[close + 1..].split_whitespace().next())
+            .is_none_or(|state| state != "Z"),
+        Err(_) => Path::new("/proc").join(pid.to_string()).exists(),
+    }
 }
 
 /// The effective user id of this process.
@@ -745,6 +763,18 @@ pub fn effective_uid() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(alive(std::process::id() as i32));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        let pid = child.id() as i32;
+        child.wait().expect("reaped");
+        assert!(!alive(pid));
+        assert!(!alive(0));
+    }
 
     #[test]
     fn grader_names_carry_the_test_pid() {

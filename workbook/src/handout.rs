@@ -359,16 +359,18 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Lets cargo drop the solution packages from the copied `Cargo.lock`
-/// (resolving the workspace again, offline, with the same versions).
+/// Lets cargo drop the solution packages from the copied `Cargo.lock`:
+/// `cargo update --workspace` only re-resolves the workspace's own
+/// packages, so every dependency keeps its version, and `--offline` needs
+/// nothing but what the course already fetched.
 fn prune_lockfile(dest: &Path) -> Result<()> {
     let mut cmd = process::cargo(dest);
-    cmd.args(["metadata", "--format-version", "1", "--offline"]);
+    cmd.args(["update", "--workspace", "--offline"]);
     let out = process::capture(&mut cmd)?;
     if !out.success {
         bail!(
             "{}",
-            out.stderr.lines().next().unwrap_or("cargo metadata failed")
+            out.stderr.lines().next().unwrap_or("cargo update failed")
         );
     }
     Ok(())

@@ -140,15 +140,16 @@ enum Command {
     ///
     ///   - sandboxes whose test process <pid> is gone;
     ///   - processes still running inside such a sandbox;
-    ///   - POSIX shared memory, semaphores and message queues named wb<pid>x<n>-…
-    ///     whose test process is gone;
-    ///   - System V objects whose key comes from such a sandbox's key file, when
-    ///     nobody is attached, waiting, or was the last to use them while still
-    ///     running.
+    ///   - POSIX shared memory, semaphores and message queues named
+    ///     wb<pid>x<n>-… whose test process is gone;
+    ///   - System V objects whose key comes from such a sandbox's key file,
+    ///     unless a process is attached, waiting, or was the last to use
+    ///     them and still runs.
     ///
     /// Everything else stays: IPC_PRIVATE objects (nothing says who made them),
     /// other programs' keys, anything of a test still running. Everything found
     /// is listed before it is removed.
+    #[command(verbatim_doc_comment)]
     Clean {
         /// Only list what would be removed
         #[arg(long, short = 'n')]

@@ -332,6 +332,39 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_normalised_without_the_file_system() {
+        assert_eq!(
+            lexically_normal(Path::new("/course/labs/../book/./book")),
+            Path::new("/course/book/book")
+        );
+        assert_eq!(
+            lexically_normal(Path::new("../student")),
+            Path::new("../student")
+        );
+    }
+
+    #[test]
+    fn one_lab_is_selected_by_any_of_its_names() {
+        let ws = Workspace {
+            root: PathBuf::from("/course"),
+            labs: ["01-processes", "02-pipes"]
+                .iter()
+                .filter_map(|name| Lab::from_dir_name(name))
+                .collect(),
+        };
+        assert_eq!(ws.select_one("2").expect("a lab").name, "02-pipes");
+        assert_eq!(
+            ws.select_one("processes").expect("a lab").name,
+            "01-processes"
+        );
+        let err = ws.select_one("03").expect_err("no such lab");
+        assert_eq!(
+            err.to_string(),
+            "unknown lab `03` (known labs: 01-processes, 02-pipes)"
+        );
+    }
+
+    #[test]
     fn labs_match_by_number_name_or_topic() {
         let lab = Lab::from_dir_name("02-pipes").expect("valid name");
         for query in ["02", "2", "02-pipes", "pipes"] {

@@ -964,6 +964,16 @@ fn clean_removes_only_what_a_finished_run_left() {
         }
     }
     let _guard = Remove(queue);
+    // A lab program its killed test left running, reparented away from us.
+    let started = StdCommand::new("sh")
+        .current_dir(&stale)
+        .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
+        .output()
+        .expect("sh runs");
+    let orphan: u32 = String::from_utf8_lossy(&started.stdout)
+        .trim()
+        .parse()
+        .expect("the pid of sleep");
     let course = Course::new();
     let output = course
         .workbook()
@@ -984,6 +994,13 @@ fn clean_removes_only_what_a_finished_run_left() {
         )),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!(
+            "would remove: process {orphan} (sleep 30), still running in {}",
+            stale.display()
+        )),
+        "{stdout}"
+    );
     assert!(!stdout.contains(&live.display().to_string()), "{stdout}");
     assert!(!stdout.contains("nokeys"), "{stdout}");
     assert!(stale.exists(), "--dry-run removed something");
@@ -1000,6 +1017,12 @@ fn clean_removes_only_what_a_finished_run_left() {
     );
     assert!(!stale.exists());
     assert!(live.exists() && foreign.exists());
+    // Killed: gone, or a zombie until whoever adopted it collects it.
+    let state = fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z "),
+        "sleep still runs: {state}"
+    );
     // SAFETY: IPC_STAT into a zeroed msqid_ds owned by this frame.
     let gone = unsafe {
         let mut info: libc::msqid_ds = std::mem::zeroed();

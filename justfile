@@ -5,6 +5,26 @@
 default:
     @just --list
 
+# Grade one lab (e.g. `just grade 02`) or all of them.
+grade lab="":
+    cargo workbook grade {{lab}}
+
+# Grade a lab again each time you save one of its files.
+watch lab="":
+    cargo workbook watch {{lab}}
+
+# The next hint for a lab's next TODO (e.g. `just hint 02`).
+hint lab:
+    cargo workbook hint {{lab}}
+
+# Is this machine ready for the labs?
+doctor:
+    cargo workbook doctor
+
+# Remove IPC objects and processes that interrupted tests left behind.
+clean:
+    cargo workbook clean
+
 # Read the book at http://127.0.0.1:3000/ (installs mdBook on first use).
 serve:
     cargo workbook serve
@@ -13,10 +33,6 @@ serve:
 build:
     cargo workbook build
 
-# Grade one lab (e.g. `just grade 02`) or all of them.
-grade lab="":
-    cargo workbook grade {{lab}}
-
 # Run every suite against the reference solutions.
 test:
     cargo test
@@ -24,3 +40,11 @@ test:
 # Everything CI checks.
 verify:
     cargo workbook verify
+
+# Rewrite the checksum manifests after changing tests/ or a lab on purpose.
+manifest:
+    cargo workbook manifest
+
+# Write the student repository (no solutions, GitHub Classroom grading) to DIR.
+handout dir:
+    cargo workbook handout {{dir}}

@@ -526,7 +526,7 @@ fn docs(attrs: &[Attribute]) -> Vec<String> {
 }
 
 /// True when the tokens contain a `todo!` macro call.
-fn calls_todo(tokens: TokenStream) -> bool {
+pub fn calls_todo(tokens: TokenStream) -> bool {
     let mut previous_was_todo = false;
     for tree in tokens {
         match &tree {

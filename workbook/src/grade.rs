@@ -1,13 +1,22 @@
-//! `cargo workbook grade`: run the grading suites and print a scoreboard.
+//! `cargo workbook grade`: run the grading suites and print a scoreboard
+//! (or JSON, or a JUnit XML file).
+//!
+//! Before grading, the tamper check compares the files that decide a grade
+//! with `tests/MANIFEST.sha256` and warns, first thing, when they differ.
 
+use std::fs;
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::libtest::{self, Outcome};
-use crate::process::{self, Captured};
-use crate::workspace::{Lab, Workspace};
+use crate::manifest::{self, Tamper};
+use crate::process::{self, Captured, Progress};
+use crate::workspace::{Lab, LabToml, Workspace};
+use crate::{junit, workspace};
 
 /// Which crate of a lab to grade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +58,8 @@ impl State {
 pub struct LabGrade {
     /// The lab's directory name, e.g. `02-pipes`.
     pub lab: String,
+    /// Its title from `lab.toml`, e.g. `Pipes (管道)` (empty if unreadable).
+    pub title: String,
     /// The package that was graded, e.g. `pipes`.
     pub package: String,
     /// Graded tests that pass.
@@ -102,36 +113,118 @@ fn task_number(message: &str) -> u32 {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     labs: &'a [LabGrade],
+    grading_files: GradingFiles,
 }
 
-/// Runs `cargo workbook grade [LAB] [--json]`.
-pub fn run(ws: &Workspace, query: Option<&str>, json: bool) -> Result<ExitCode> {
+/// The tamper check in `--json`.
+#[derive(Debug, Serialize)]
+struct GradingFiles {
+    /// True when the files that decide a grade are as shipped, false when
+    /// they differ, null when there is no manifest to tell.
+    as_shipped: Option<bool>,
+    /// How they differ, e.g. `tests/02-pipes.rs: changed`.
+    differences: Vec<String>,
+}
+
+impl GradingFiles {
+    fn from(tamper: &Tamper) -> GradingFiles {
+        GradingFiles {
+            as_shipped: match tamper {
+                Tamper::AsShipped => Some(true),
+                Tamper::Differ(_) => Some(false),
+                Tamper::NoManifest | Tamper::Unknown(_) => None,
+            },
+            differences: tamper.paths(),
+        }
+    }
+}
+
+/// How `grade` reports.
+#[derive(Debug, Default)]
+pub struct Output<'a> {
+    /// Print JSON instead of the scoreboard.
+    pub json: bool,
+    /// Also write a JUnit XML report to this file.
+    pub junit: Option<&'a Path>,
+}
+
+/// Runs `cargo workbook grade [LAB] [--json] [--junit FILE]`; a relative
+/// FILE is taken from `cwd`.
+pub fn run(ws: &Workspace, query: Option<&str>, output: &Output, cwd: &Path) -> Result<ExitCode> {
     let labs = ws.select(query)?;
     if labs.is_empty() {
         eprintln!("workbook: there are no labs in labs/ yet");
     }
-    let mut grades = Vec::new();
-    for lab in labs {
-        eprintln!("grading {} …", lab.name);
-        grades.push(grade(ws, lab, Target::Lab)?);
+    let tamper = manifest::tamper_check(ws);
+    if let Some(warning) = tamper.warning() {
+        if output.json {
+            eprintln!("{warning}\n");
+        } else {
+            println!("{warning}\n");
+            // The warning must be on screen before grading starts.
+            let _ = std::io::stdout().flush();
+        }
     }
-    if json {
-        let text = serde_json::to_string_pretty(&Report { labs: &grades })
-            .context("cannot encode the grades as JSON")?;
+    let grades = grade_all(ws, &labs)?;
+    if output.json {
+        let report = Report {
+            labs: &grades,
+            grading_files: GradingFiles::from(&tamper),
+        };
+        let text =
+            serde_json::to_string_pretty(&report).context("cannot encode the grades as JSON")?;
         println!("{text}");
     } else {
         print!("{}", scoreboard(&grades));
     }
-    let all_done = grades.iter().all(|g| g.state == State::Done);
-    Ok(if all_done {
+    if let Some(file) = output.junit {
+        let path = workspace::lexically_normal(&cwd.join(file));
+        fs::write(&path, junit::report(&grades, &tamper))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote the JUnit report to {}", path.display());
+    }
+    Ok(exit_code(&grades))
+}
+
+/// 0 when every graded lab is done, 1 otherwise.
+pub fn exit_code(grades: &[LabGrade]) -> ExitCode {
+    if grades.iter().all(|g| g.state == State::Done) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
+}
+
+/// Grades `labs` one after the other, with a progress line.
+pub fn grade_all(ws: &Workspace, labs: &[&Lab]) -> Result<Vec<LabGrade>> {
+    let mut progress = Progress::new(labs.len());
+    let mut grades = Vec::new();
+    for lab in labs {
+        progress.step(&format!("grading {}", lab.name));
+        let graded = grade_observed(ws, lab, Target::Lab, &mut |line| {
+            if let Some(activity) = process::cargo_activity(line) {
+                progress.note(&activity);
+            }
+        });
+        progress.clear();
+        grades.push(graded?);
+    }
+    Ok(grades)
 }
 
 /// Runs one lab's (or solution's) grading suite and grades its output.
 pub fn grade(ws: &Workspace, lab: &Lab, target: Target) -> Result<LabGrade> {
+    grade_observed(ws, lab, target, &mut |_| {})
+}
+
+/// [`grade`], handing each line cargo writes on standard error to
+/// `on_line` as it comes.
+fn grade_observed(
+    ws: &Workspace,
+    lab: &Lab,
+    target: Target,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<LabGrade> {
     let package = match target {
         Target::Lab => lab.package().to_string(),
         Target::Solution => lab.solution_package(),
@@ -140,8 +233,12 @@ pub fn grade(ws: &Workspace, lab: &Lab, target: Target) -> Result<LabGrade> {
     cmd.args(["test", "-p", &package, "--test", lab.test_target()])
         .args(["--no-fail-fast", "--color", "never"]);
     process::grading_env(&mut cmd);
-    let captured = process::capture(&mut cmd)?;
-    Ok(from_output(lab, &package, &captured))
+    let captured = process::capture_streaming(&mut cmd, on_line)?;
+    let mut graded = from_output(lab, &package, &captured);
+    graded.title = LabToml::of(ws, lab)
+        .map(|toml| toml.lab.title)
+        .unwrap_or_default();
+    Ok(graded)
 }
 
 /// Grades the captured output of `cargo test`.
@@ -177,6 +274,7 @@ pub fn from_output(lab: &Lab, package: &str, captured: &Captured) -> LabGrade {
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     LabGrade {
         lab: lab.name.clone(),
+        title: String::new(),
         package: package.to_string(),
         passed,
         total,
@@ -223,6 +321,12 @@ pub fn scoreboard(grades: &[LabGrade]) -> String {
             " For a lab's full test output: cd labs/{} && cargo test",
             open.lab
         ));
+        if open.state != State::DoesNotCompile {
+            let number = open.lab.split('-').next().unwrap_or(&open.lab);
+            out.push_str(&format!(
+                "\nStuck? `cargo workbook hint {number}` gives a hint for its next TODO."
+            ));
+        }
     }
     out.push('\n');
     out
@@ -321,10 +425,18 @@ mod tests {
     #[test]
     fn json_uses_kebab_case_states() {
         let grade = from_output(&pipes(), "pipes", &captured(false, "", "error: boom\n"));
-        let text = serde_json::to_string(&Report { labs: &[grade] }).expect("serializable");
+        let report = Report {
+            labs: &[grade],
+            grading_files: GradingFiles::from(&Tamper::AsShipped),
+        };
+        let text = serde_json::to_string(&report).expect("serializable");
         assert!(text.contains(r#""state":"does-not-compile""#), "{text}");
         assert!(
-            text.contains(r#""lab":"02-pipes","package":"pipes""#),
+            text.contains(r#""lab":"02-pipes","title":"","package":"pipes""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""grading_files":{"as_shipped":true,"differences":[]}"#),
             "{text}"
         );
     }

@@ -6,13 +6,13 @@
 //! it. `WORKBOOK_MDBOOK=/path/to/mdbook` uses an existing binary instead.
 
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
 use crate::process::{self, Captured};
-use crate::workspace::Workspace;
+use crate::workspace::{self, Workspace};
 
 /// The mdBook version the book is written for.
 pub const MDBOOK_VERSION: &str = "0.5.4";
@@ -52,7 +52,7 @@ pub fn build(ws: &Workspace, dest: Option<&Path>, cwd: &Path) -> Result<ExitCode
     cmd.current_dir(&ws.root).args(["build", "book"]);
     let dest = match dest {
         Some(dest) => {
-            let dest = lexically_normal(&cwd.join(dest));
+            let dest = workspace::lexically_normal(&cwd.join(dest));
             cmd.arg("-d").arg(&dest);
             dest
         }
@@ -95,24 +95,6 @@ fn check_book(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// `path` with `.` and `dir/..` removed, without touching the file system
-/// (the directory may not exist yet).
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir
-                if matches!(normal.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                normal.pop();
-            }
-            other => normal.push(other),
-        }
-    }
-    normal
-}
-
 /// Where `mdbook build book` writes without `-d`: `build.build-dir` of
 /// `book.toml` (default `book`), inside `book/`.
 fn default_dest(ws: &Workspace) -> PathBuf {
@@ -133,7 +115,7 @@ pub fn mdbook(ws: &Workspace) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(MDBOOK_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let tools = target_dir(ws)?.join("workbook-tools");
+    let tools = tools_dir(ws)?;
     let binary = tools.join("bin").join("mdbook");
     if is_pinned(&binary) {
         return Ok(binary);
@@ -148,16 +130,48 @@ pub fn mdbook(ws: &Workspace) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// The mdBook that `serve` and `build` would run, found without installing
+/// anything (for `doctor`).
+#[derive(Debug)]
+pub enum Installed {
+    /// `$WORKBOOK_MDBOOK` names one; its version, if it runs.
+    Override(PathBuf, Option<String>),
+    /// The pinned version is installed in the target directory.
+    Pinned(PathBuf),
+    /// Not installed yet: the first `serve` or `build` installs it.
+    Missing(PathBuf),
+}
+
+/// Which mdBook `serve` and `build` would run.
+pub fn installed(ws: &Workspace) -> Result<Installed> {
+    if let Some(path) = std::env::var_os(MDBOOK_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let version = version_of(&path);
+        return Ok(Installed::Override(path, version));
+    }
+    let binary = tools_dir(ws)?.join("bin").join("mdbook");
+    if is_pinned(&binary) {
+        Ok(Installed::Pinned(binary))
+    } else {
+        Ok(Installed::Missing(binary))
+    }
+}
+
+/// The version `binary --version` reports (`mdbook v0.5.4` → `0.5.4`), or
+/// `None` when it does not run.
+fn version_of(binary: &Path) -> Option<String> {
+    let output = Command::new(binary).arg("--version").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let word = text.split_whitespace().last()?;
+    Some(word.trim_start_matches('v').to_string())
+}
+
 /// True when `binary --version` reports the pinned version.
 fn is_pinned(binary: &Path) -> bool {
-    let Ok(output) = Command::new(binary).arg("--version").output() else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&output.stdout);
-    output.status.success()
-        && text
-            .split_whitespace()
-            .any(|word| word.trim_start_matches('v') == MDBOOK_VERSION)
+    version_of(binary).as_deref() == Some(MDBOOK_VERSION)
 }
 
 /// `cargo install mdbook --version =X --locked --root TOOLS`, with cargo's
@@ -198,23 +212,7 @@ fn path_with(dir: &Path) -> OsString {
     std::env::join_paths(dirs).unwrap_or_else(|_| std::env::var_os("PATH").unwrap_or_default())
 }
 
-/// The workspace's target directory, as cargo reports it (it honours
-/// `CARGO_TARGET_DIR` and `build.target-dir`).
-fn target_dir(ws: &Workspace) -> Result<PathBuf> {
-    let mut cmd = process::cargo(&ws.root);
-    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
-    let captured = process::capture(&mut cmd)?;
-    if !captured.success {
-        bail!(
-            "`cargo metadata` failed: {}",
-            captured.stderr.lines().next().unwrap_or("no message")
-        );
-    }
-    let metadata: serde_json::Value =
-        serde_json::from_str(&captured.stdout).context("cannot read `cargo metadata` output")?;
-    let dir = metadata
-        .get("target_directory")
-        .and_then(|d| d.as_str())
-        .context("`cargo metadata` did not report a target_directory")?;
-    Ok(PathBuf::from(OsString::from(dir)))
+/// `<target-dir>/workbook-tools`, where the pinned mdBook is installed.
+pub fn tools_dir(ws: &Workspace) -> Result<PathBuf> {
+    Ok(ws.target_dir()?.join("workbook-tools"))
 }

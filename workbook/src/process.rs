@@ -2,9 +2,9 @@
 //! through a shell), with their output captured.
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, Result};
 
@@ -76,6 +76,53 @@ pub fn capture(cmd: &mut Command) -> Result<Captured> {
     })
 }
 
+/// Runs `cmd` to completion with its output captured, handing each line of
+/// its standard error to `on_line` as it arrives (cargo reports there what
+/// it is compiling, which a progress line can show).
+pub fn capture_streaming(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<Captured> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{}`", describe(cmd)))?;
+    let (Some(mut out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        anyhow::bail!("cannot read the output of `{}`", describe(cmd));
+    };
+    // Standard output is read on its own thread: a child that fills one
+    // pipe while this thread waits on the other would never finish.
+    let stdout_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        out.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    let mut stderr = Vec::new();
+    let mut lines = BufReader::new(err);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = lines
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read the output of `{}`", describe(cmd)))?;
+        if n == 0 {
+            break;
+        }
+        on_line(String::from_utf8_lossy(&line).trim_end());
+        stderr.extend_from_slice(&line);
+    }
+    let stdout = stdout_reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread reading `{}` failed", describe(cmd)))?
+        .with_context(|| format!("cannot read the output of `{}`", describe(cmd)))?;
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{}`", describe(cmd)))?;
+    Ok(Captured {
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
 /// A one-line "what I am doing now" note on a terminal's standard error,
 /// replaced by the next note and erased by [`Status::clear`]. Nothing is
 /// printed when standard error is not a terminal.
@@ -91,9 +138,17 @@ impl Status {
         }
     }
 
-    /// Shows `note` in place of the previous one.
+    /// True when the notes are shown (standard error is a terminal).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Shows `note` in place of the previous one, cut to the terminal's
+    /// width (a note that wrapped could not be erased).
     pub fn show(&self, note: &str) {
         if self.enabled {
+            let width = terminal_width().saturating_sub(1).max(20);
+            let note: String = note.chars().take(width).collect();
             let mut err = std::io::stderr();
             // A failed write to the terminal only loses a progress note.
             let _ = write!(err, "\r\x1b[K{note}");
@@ -104,5 +159,120 @@ impl Status {
     /// Erases the note.
     pub fn clear(&self) {
         self.show("");
+    }
+}
+
+/// Progress over a known number of steps, shown as
+/// `[2/5] ####------ grading 02-pipes: compiling nix` on a terminal, and as
+/// one plain line per step (`[2/5] grading 02-pipes …`) otherwise, so that
+/// logs still say what ran.
+pub struct Progress {
+    status: Status,
+    total: usize,
+    current: usize,
+    what: String,
+}
+
+impl Progress {
+    /// Progress over `total` steps, on standard error.
+    pub fn new(total: usize) -> Progress {
+        Progress {
+            status: Status::new(),
+            total,
+            current: 0,
+            what: String::new(),
+        }
+    }
+
+    /// Starts the next step, described by `what` (e.g. `grading 02-pipes`).
+    pub fn step(&mut self, what: &str) {
+        self.current += 1;
+        self.what = what.to_string();
+        if self.status.enabled() {
+            self.note("");
+        } else {
+            eprintln!("[{}/{}] {what} …", self.current, self.total);
+        }
+    }
+
+    /// Adds a detail to the current step (e.g. `compiling nix`).
+    pub fn note(&self, detail: &str) {
+        let bar = bar(self.current.saturating_sub(1), self.total, 10);
+        let detail = if detail.is_empty() {
+            " …".to_string()
+        } else {
+            format!(": {detail}")
+        };
+        self.status.show(&format!(
+            "[{}/{}] {bar} {}{detail}",
+            self.current, self.total, self.what
+        ));
+    }
+
+    /// Erases the progress line.
+    pub fn clear(&self) {
+        self.status.clear();
+    }
+}
+
+/// A bar of `width` cells, `done` of `total` filled: `####------`.
+fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
+    format!("{}{}", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// What a line of cargo's standard error says it is doing, for a progress
+/// note: `Compiling nix v0.31.3` → `compiling nix`, `Running tests/…` →
+/// `running the tests`.
+pub fn cargo_activity(line: &str) -> Option<String> {
+    let line = line.trim_start();
+    let (verb, rest) = line.split_once(' ')?;
+    let name = rest.split_whitespace().next().unwrap_or("");
+    match verb {
+        "Compiling" | "Checking" | "Building" => Some(format!("compiling {name}")),
+        "Running" => Some("running the tests".to_string()),
+        "Blocking" => Some("waiting for another cargo to finish".to_string()),
+        "Downloading" | "Downloaded" => Some("downloading crates".to_string()),
+        _ => None,
+    }
+}
+
+/// The width of the terminal on standard error, or 80.
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a `winsize`, which is zero-initialised and
+    // valid to write; on failure it is left unread.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_fill_in_proportion() {
+        assert_eq!(bar(0, 5, 10), "----------");
+        assert_eq!(bar(2, 5, 10), "####------");
+        assert_eq!(bar(5, 5, 10), "##########");
+        assert_eq!(bar(0, 0, 10), "----------");
+    }
+
+    #[test]
+    fn cargo_lines_become_activities() {
+        assert_eq!(
+            cargo_activity("   Compiling nix v0.31.3").as_deref(),
+            Some("compiling nix")
+        );
+        assert_eq!(
+            cargo_activity("     Running tests/02-pipes.rs (target/debug/deps/pipes-1)").as_deref(),
+            Some("running the tests")
+        );
+        assert_eq!(cargo_activity("warning: unused variable"), None);
+        assert_eq!(cargo_activity(""), None);
     }
 }

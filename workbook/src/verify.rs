@@ -17,7 +17,7 @@ use clap::ValueEnum;
 use crate::grade::{self, State, Target};
 use crate::process::{self, Status};
 use crate::workspace::Workspace;
-use crate::{drift, mdbook};
+use crate::{UsageError, drift, manifest, mdbook};
 
 /// The steps of `verify`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,6 +32,8 @@ pub enum Step {
     Stubs,
     /// lab and solution share signatures, docs, CLI, dependencies, TODO numbers
     Drift,
+    /// tests/MANIFEST.sha256 and labs/MANIFEST.sha256 match the checkout
+    Manifest,
     /// the test runs changed nothing in tests/ and left no pending snapshot
     Snapshots,
     /// the book builds without warnings (pinned mdBook)
@@ -42,12 +44,13 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    const ALL: [Step; 8] = [
+    const ALL: [Step; 9] = [
         Step::Fmt,
         Step::Clippy,
         Step::Solutions,
         Step::Stubs,
         Step::Drift,
+        Step::Manifest,
         Step::Snapshots,
         Step::Book,
         Step::Leftovers,
@@ -61,6 +64,7 @@ impl Step {
             Step::Solutions => "solutions",
             Step::Stubs => "stubs",
             Step::Drift => "drift",
+            Step::Manifest => "manifest",
             Step::Snapshots => "snapshots",
             Step::Book => "book",
             Step::Leftovers => "leftovers",
@@ -81,6 +85,14 @@ struct Baseline {
 
 /// Runs `cargo workbook verify [--skip STEP]…`.
 pub fn run(ws: &Workspace, skip: &[Step]) -> Result<ExitCode> {
+    if !ws.has_solutions() {
+        return Err(UsageError(
+            "verify checks the course itself and needs its solutions/, which this student \
+             copy does not have; grade your labs with `cargo workbook grade`"
+                .to_string(),
+        )
+        .into());
+    }
     let status = Status::new();
     let mut baseline = None;
     let mut failed = Vec::new();
@@ -169,6 +181,7 @@ fn run_step(
             .iter()
             .flat_map(|lab| drift::check_lab(ws, lab))
             .collect()),
+        Step::Manifest => manifest::stale(ws),
         Step::Snapshots => snapshots(ws, baseline),
         Step::Book => {
             // The first use installs mdBook, and cargo shows its own progress.

@@ -5,13 +5,15 @@
 //! test target are all named `topic`; its reference solution lives in
 //! `solutions/NN-topic/` as package `topic-solution`.
 
+use std::ffi::OsString;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::UsageError;
+use crate::process;
 
 /// The course checkout: the Cargo workspace that has a `labs/` directory.
 #[derive(Debug)]
@@ -69,6 +71,23 @@ impl Workspace {
         Ok(found)
     }
 
+    /// The one lab that `query` names; an unknown or ambiguous name is a
+    /// usage error.
+    pub fn select_one(&self, query: &str) -> Result<&Lab> {
+        let found = self.select(Some(query))?;
+        match found.as_slice() {
+            [lab] => Ok(lab),
+            several => {
+                let names: Vec<&str> = several.iter().map(|lab| lab.name.as_str()).collect();
+                Err(UsageError(format!(
+                    "`{query}` names several labs ({}): use the directory name",
+                    names.join(", ")
+                ))
+                .into())
+            }
+        }
+    }
+
     /// The lab names joined for a message, or `none`.
     pub fn known_labs(&self) -> String {
         if self.labs.is_empty() {
@@ -94,6 +113,58 @@ impl Workspace {
     pub fn solution_dir(&self, lab: &Lab) -> PathBuf {
         self.root.join("solutions").join(&lab.name)
     }
+
+    /// True in the course repository, false in a student copy made by
+    /// `cargo workbook handout` (which leaves the solutions out).
+    pub fn has_solutions(&self) -> bool {
+        self.root.join("solutions").is_dir()
+    }
+
+    /// The workspace's target directory, as cargo reports it (it honours
+    /// `CARGO_TARGET_DIR` and `build.target-dir`).
+    pub fn target_dir(&self) -> Result<PathBuf> {
+        let mut cmd = process::cargo(&self.root);
+        cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+        let captured = process::capture(&mut cmd)?;
+        if !captured.success {
+            bail!(
+                "`cargo metadata` failed: {}",
+                captured.stderr.lines().next().unwrap_or("no message")
+            );
+        }
+        let metadata: serde_json::Value = serde_json::from_str(&captured.stdout)
+            .context("cannot read `cargo metadata` output")?;
+        let dir = metadata
+            .get("target_directory")
+            .and_then(|d| d.as_str())
+            .context("`cargo metadata` did not report a target_directory")?;
+        Ok(PathBuf::from(OsString::from(dir)))
+    }
+
+    /// `<target-dir>/workbook`: where the tool keeps what it remembers
+    /// between runs (shown hints, copies made by `reset`), out of the
+    /// source tree and removed by `cargo clean`.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        Ok(self.target_dir()?.join("workbook"))
+    }
+}
+
+/// `path` with `.` and `dir/..` removed, without touching the file system
+/// (the directory may not exist yet).
+pub fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(normal.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 impl Lab {
@@ -193,8 +264,8 @@ fn discover_labs(labs_dir: &Path) -> Result<Vec<Lab>> {
     Ok(labs)
 }
 
-/// `labs/NN-topic/lab.toml`: a lab's chapter and numbered tasks (the fields
-/// this tool checks; the title, summaries and hints are read elsewhere).
+/// `labs/NN-topic/lab.toml`: a lab's title, chapter and numbered tasks with
+/// their hints.
 #[derive(Debug, Deserialize)]
 pub struct LabToml {
     /// The `[lab]` table.
@@ -207,6 +278,9 @@ pub struct LabToml {
 /// The `[lab]` table of `lab.toml`.
 #[derive(Debug, Deserialize)]
 pub struct LabInfo {
+    /// The lab's title, e.g. `Pipes (管道)`.
+    #[serde(default)]
+    pub title: String,
     /// The chapter that teaches it, relative to the workspace root.
     pub chapter: PathBuf,
 }
@@ -218,9 +292,20 @@ pub struct Todo {
     pub number: u32,
     /// The function in `src/lib.rs` that the task fills in.
     pub function: String,
+    /// The task in one line.
+    #[serde(default)]
+    pub summary: String,
+    /// Hints, from a nudge to nearly the answer (`cargo workbook hint`).
+    #[serde(default)]
+    pub hints: Vec<String>,
 }
 
 impl LabToml {
+    /// Reads and parses the `lab.toml` of `lab`.
+    pub fn of(ws: &Workspace, lab: &Lab) -> Result<LabToml> {
+        LabToml::load(&ws.lab_dir(lab).join("lab.toml"))
+    }
+
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<LabToml> {
         let text =
@@ -244,6 +329,39 @@ mod tests {
         assert!(Lab::from_dir_name("pipes").is_none());
         assert!(Lab::from_dir_name("xx-pipes").is_none());
         assert!(Lab::from_dir_name("02-").is_none());
+    }
+
+    #[test]
+    fn paths_are_normalised_without_the_file_system() {
+        assert_eq!(
+            lexically_normal(Path::new("/course/labs/../book/./book")),
+            Path::new("/course/book/book")
+        );
+        assert_eq!(
+            lexically_normal(Path::new("../student")),
+            Path::new("../student")
+        );
+    }
+
+    #[test]
+    fn one_lab_is_selected_by_any_of_its_names() {
+        let ws = Workspace {
+            root: PathBuf::from("/course"),
+            labs: ["01-processes", "02-pipes"]
+                .iter()
+                .filter_map(|name| Lab::from_dir_name(name))
+                .collect(),
+        };
+        assert_eq!(ws.select_one("2").expect("a lab").name, "02-pipes");
+        assert_eq!(
+            ws.select_one("processes").expect("a lab").name,
+            "01-processes"
+        );
+        let err = ws.select_one("03").expect_err("no such lab");
+        assert_eq!(
+            err.to_string(),
+            "unknown lab `03` (known labs: 01-processes, 02-pipes)"
+        );
     }
 
     #[test]

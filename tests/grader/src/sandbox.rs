@@ -30,9 +30,14 @@ pub struct Sandbox {
 impl Sandbox {
     /// Creates a sandbox. Panics if the temporary directory cannot be made:
     /// nothing can be graded on such a machine.
+    ///
+    /// The directory is `$TMPDIR/workbook-<pid>-XXXXXX`, with this test
+    /// process's pid: if the process is killed before it can clean up,
+    /// `cargo workbook clean` can tell that the directory, and every IPC
+    /// object made from its key file, belongs to a run that is over.
     pub fn new() -> Sandbox {
         let dir = tempfile::Builder::new()
-            .prefix("workbook-")
+            .prefix(&format!("workbook-{}-", std::process::id()))
             .tempdir()
             .unwrap_or_else(|e| panic!("grader: cannot create a temporary directory: {e}"));
         let (key_file, key_base) = unique_key_file(dir.path());

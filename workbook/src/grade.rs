@@ -235,10 +235,21 @@ fn grade_observed(
     process::grading_env(&mut cmd);
     let captured = process::capture_streaming(&mut cmd, on_line)?;
     let mut graded = from_output(lab, &package, &captured);
+    if let Ok(suite) = fs::read_to_string(ws.root.join("tests").join(format!("{}.rs", lab.name))) {
+        sort_in_suite_order(&mut graded.tests, &suite);
+    }
     graded.title = LabToml::of(ws, lab)
         .map(|toml| toml.lab.title)
         .unwrap_or_default();
     Ok(graded)
+}
+
+/// Puts `tests` in the order the suite defines them (libtest reports them
+/// sorted by name). Suites are written task by task, so this order follows
+/// the TODOs, and the first failure shown is the first thing to fix.
+fn sort_in_suite_order(tests: &mut [TestGrade], suite: &str) {
+    let position = |name: &str| suite.find(&format!("fn {name}(")).unwrap_or(usize::MAX);
+    tests.sort_by_key(|test| position(&test.name));
 }
 
 /// Grades the captured output of `cargo test`.

@@ -6,7 +6,8 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::Sandbox;
@@ -27,6 +28,8 @@ pub enum LeakKind {
     PosixSemaphore,
     /// A POSIX message queue.
     PosixQueue,
+    /// A FIFO the program created in the sandbox and did not remove.
+    Fifo,
 }
 
 /// One leftover, with the sentence that tells the student what to call.
@@ -64,6 +67,11 @@ impl Leak {
                 "remove the name with sem_unlink() when you are done with it"
             }
             LeakKind::PosixQueue => "remove the name with mq_unlink() when you are done with it",
+            LeakKind::Fifo => {
+                "remove the FIFO with unlink() (std::fs::remove_file) before the program \
+                 ends, on error paths and on SIGINT/SIGTERM too: a FIFO left on disk makes \
+                 the next mkfifo() of that path fail with EEXIST, so the next server cannot start"
+            }
         }
     }
 }
@@ -80,6 +88,7 @@ impl Leak {
             LeakKind::PosixShm => "POSIX shared memory object",
             LeakKind::PosixSemaphore => "POSIX named semaphore",
             LeakKind::PosixQueue => "POSIX message queue",
+            LeakKind::Fifo => "FIFO left on disk",
         }
     }
 }
@@ -250,6 +259,53 @@ pub(crate) fn posix(sandbox: &Sandbox) -> Vec<Leak> {
         }
     }
     leaks
+}
+
+/// How deep below the sandbox directory FIFOs are looked for.
+const FIFO_SEARCH_DEPTH: usize = 3;
+
+/// Every FIFO in `dir` and its subdirectories (a few levels deep), sorted.
+pub(crate) fn fifos_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    collect_fifos(dir, FIFO_SEARCH_DEPTH, &mut found);
+    found.sort();
+    found
+}
+
+fn collect_fifos(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_fifo() {
+            found.push(entry.path());
+        } else if file_type.is_dir() && depth > 0 {
+            collect_fifos(&entry.path(), depth - 1, found);
+        }
+    }
+}
+
+/// FIFOs in the sandbox that were not there before the program started and
+/// that it was not meant to leave (`kept`), removed after they are recorded.
+pub(crate) fn fifos(sandbox: &Sandbox, before: &[PathBuf], kept: &[PathBuf]) -> Vec<Leak> {
+    fifos_in(sandbox.dir())
+        .into_iter()
+        .filter(|path| !before.contains(path) && !kept.contains(path))
+        .map(|path| {
+            let shown = match path.strip_prefix(sandbox.dir()) {
+                Ok(inside) => format!("[SANDBOX]/{}", inside.display()),
+                Err(_) => path.display().to_string(),
+            };
+            let _ = fs::remove_file(&path);
+            Leak {
+                kind: LeakKind::Fifo,
+                what: shown,
+            }
+        })
+        .collect()
 }
 
 /// Names of the entries of `dir` that start with `prefix` (none if `dir`

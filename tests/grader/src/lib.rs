@@ -12,10 +12,18 @@
 //!   prefix for POSIX IPC names;
 //! * **checks for leftovers** once the program has exited: processes still
 //!   running in its group, children it never waited for, System V objects
-//!   under the sandbox's keys, POSIX objects under its prefix. Each leftover
-//!   fails the test with a message naming the missing call, and is cleaned up
-//!   so the machine stays clean whatever the program did;
+//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs it made
+//!   in the sandbox and did not remove. Each leftover fails the test with a
+//!   message naming the missing call, and is cleaned up so the machine stays
+//!   clean whatever the program did;
 //! * **normalises** its transcript (sandbox paths, program path) for snapshots.
+//!
+//! A program that runs until it is told to stop (a server) is started in
+//! the background with [`Cmd::start`]: the test watches it
+//! ([`Running::wait_for_stdout`], [`Running::wait_until_blocked`]), sends it
+//! signals, and collects it with [`Running::wait`], which makes the same
+//! checks. If the test fails first, dropping the [`Running`] kills the
+//! program's whole process group.
 //!
 //! A suite starts with [`lab!`], which finds the binary under test:
 //!
@@ -26,16 +34,19 @@
 //! grader::assert_transcript!(run);
 //! ```
 
+mod capture;
 mod failure;
 mod leaks;
 mod procfs;
 mod run;
+mod running;
 mod sandbox;
 
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
+pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
 
 /// Re-exported so that suites need only one dev-dependency.

@@ -28,6 +28,60 @@ pub(crate) fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
         .collect()
 }
 
+/// The state letter of process `pid` (`R`, `S`, `D`, `Z` …), if it exists.
+pub(crate) fn state(pid: i32) -> Option<char> {
+    read_proc(pid).map(|info| info.state)
+}
+
+/// The number of the system call process `pid` is in, from the first field
+/// of `/proc/PID/syscall`: `None` while it runs in user space (`running`),
+/// or if the file cannot be read.
+pub(crate) fn syscall(pid: i32) -> Option<libc::c_long> {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The name of system call number `number` for the calls a blocked lab
+/// program is likely to sit in; `syscall N` for any other.
+pub(crate) fn syscall_name(number: libc::c_long) -> String {
+    let known: &[(libc::c_long, &str)] = &[
+        (libc::SYS_read, "read"),
+        (libc::SYS_write, "write"),
+        (libc::SYS_readv, "readv"),
+        (libc::SYS_writev, "writev"),
+        (libc::SYS_openat, "openat"),
+        (libc::SYS_wait4, "wait4"),
+        (libc::SYS_waitid, "waitid"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+        (libc::SYS_nanosleep, "nanosleep"),
+        (libc::SYS_futex, "futex"),
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_pselect6, "pselect6"),
+        (libc::SYS_epoll_pwait, "epoll_pwait"),
+        (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+        (libc::SYS_msgrcv, "msgrcv"),
+        (libc::SYS_msgsnd, "msgsnd"),
+        (libc::SYS_semop, "semop"),
+        (libc::SYS_semtimedop, "semtimedop"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_open, "open"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_pause, "pause"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_poll, "poll"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_select, "select"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_epoll_wait, "epoll_wait"),
+    ];
+    known
+        .iter()
+        .find(|(nr, _)| *nr == number)
+        .map(|(_, name)| name.to_string())
+        .unwrap_or_else(|| format!("syscall {number}"))
+}
+
 /// Parses `/proc/PID/stat`. The command name is in parentheses and may itself
 /// contain spaces and parentheses, so fields are counted from the last `)`.
 fn read_proc(pid: i32) -> Option<ProcInfo> {

@@ -2,26 +2,22 @@
 //! output, leftover checks, transcript.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::Once;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
 use crate::leaks::{self, Leak};
+use crate::running::Running;
 use crate::{DEFAULT_TIMEOUT, Sandbox};
 
-/// Output beyond this many bytes per stream is read and thrown away, so a
-/// program printing in an endless loop cannot exhaust memory.
-const OUTPUT_LIMIT: usize = 8 << 20;
-
-/// How long to wait for the output pipes to close once every process of the
-/// group is gone. Only a process that left the group can keep them open.
-const PIPE_GRACE: Duration = Duration::from_secs(2);
+/// Capabilities that let root ignore file permissions (`<linux/capability.h>`).
+const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
+const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
 
 /// A program to run under the grader: build it, then call [`Cmd::run`].
 #[derive(Debug)]
@@ -36,6 +32,8 @@ pub struct Cmd {
     section: Option<String>,
     why_timeout: Option<String>,
     aliases: Vec<(String, String)>,
+    keeps: Vec<PathBuf>,
+    obey_permissions: bool,
     sandbox: Sandbox,
 }
 
@@ -58,6 +56,8 @@ impl Cmd {
             section: None,
             why_timeout: None,
             aliases: Vec::new(),
+            keeps: Vec::new(),
+            obey_permissions: false,
             sandbox,
         }
     }
@@ -129,14 +129,58 @@ impl Cmd {
         self
     }
 
+    /// Declares that the program is meant to leave `path` behind (as `mkfifo`
+    /// does): the check for FIFOs left in the sandbox does not count it.
+    pub fn keeps(mut self, path: impl Into<PathBuf>) -> Cmd {
+        self.keeps.push(path.into());
+        self
+    }
+
+    /// Makes file permissions apply to the program even when the tests run
+    /// as root.
+    ///
+    /// Root passes every permission check thanks to two capabilities,
+    /// `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH`. When this process is
+    /// root, the program starts without them (they are dropped from its
+    /// capability bounding set between fork and exec, so exec cannot give
+    /// them back): a file with mode 0000 is then as closed to it as to any
+    /// user. For other users nothing changes.
+    pub fn obey_file_permissions(mut self) -> Cmd {
+        self.obey_permissions = true;
+        self
+    }
+
     /// The sandbox the program runs in.
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox
     }
 
+    /// The paths declared with [`Cmd::keeps`].
+    pub(crate) fn kept_paths(&self) -> &[PathBuf] {
+        &self.keeps
+    }
+
+    /// The bytes given with [`Cmd::stdin`], if any.
+    pub(crate) fn stdin_bytes(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
+    }
+
+    /// Where a failure should send the student, and why a time-out happened.
+    pub(crate) fn advice(&self) -> (Option<String>, Option<String>) {
+        (
+            book_reference(self.chapter.as_deref(), self.section.as_deref()),
+            self.why_timeout.clone(),
+        )
+    }
+
+    /// Gives the sandbox back once the command has been run.
+    pub(crate) fn into_sandbox(self) -> Sandbox {
+        self.sandbox
+    }
+
     /// The command line as a student would type it, with sandbox paths
     /// shortened to `[SANDBOX]`.
-    fn command_line(&self) -> String {
+    pub(crate) fn command_line(&self) -> String {
         let mut words = vec![self.display.clone()];
         words.extend(self.args.iter().map(|arg| quote(&arg.to_string_lossy())));
         self.normalize(&words.join(" "))
@@ -144,7 +188,7 @@ impl Cmd {
 
     /// Replaces what differs from run to run (the sandbox's path and POSIX
     /// prefix, program paths) with stable placeholders.
-    fn normalize(&self, text: &str) -> String {
+    pub(crate) fn normalize(&self, text: &str) -> String {
         let mut text = text.replace(&self.sandbox.dir().display().to_string(), "[SANDBOX]");
         if self.program.is_absolute() {
             text = text.replace(&self.program.display().to_string(), &self.display);
@@ -166,50 +210,25 @@ impl Cmd {
     /// Runs the program and reports everything, failing nothing: for tests
     /// that expect a timeout or a leftover (the grader's own tests).
     pub fn run_unchecked(self) -> Run {
-        install_subreaper();
-        let command = self.command_line();
-        let mut child = self.spawn();
-        let pgid = child.id() as i32;
-        let stdin_bytes = self.stdin.clone();
-        if let (Some(pipe), Some(bytes)) = (child.stdin.take(), stdin_bytes) {
-            feed_stdin(pipe, bytes);
-        }
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+        let timeout = self.timeout;
+        self.start().wait_unchecked(timeout)
+    }
 
-        let (status, timed_out) = wait_with_timeout(&mut child, self.timeout);
-        let mut leaks = Vec::new();
-        if timed_out {
-            leaks::kill_and_reap_group(pgid);
-        } else {
-            leaks.extend(leaks::processes(pgid));
-        }
-        let deadline = Instant::now() + PIPE_GRACE;
-        let (stdout, stdout_complete) = collect(stdout, deadline);
-        let (stderr, stderr_complete) = collect(stderr, deadline);
-        leaks.extend(leaks::sysv(&self.sandbox));
-        leaks.extend(leaks::posix(&self.sandbox));
-
-        let normalize = |bytes: &[u8]| self.normalize(&String::from_utf8_lossy(bytes));
-        Run {
-            command,
-            stdin_len: self.stdin.as_ref().map(Vec::len),
-            stdout: normalize(&stdout),
-            stderr: normalize(&stderr),
-            stdout_bytes: stdout,
-            status,
-            timed_out,
-            timeout: self.timeout,
-            output_complete: stdout_complete && stderr_complete,
-            leaks,
-            read: book_reference(self.chapter.as_deref(), self.section.as_deref()),
-            why_timeout: self.why_timeout,
-            sandbox: self.sandbox,
-        }
+    /// Starts the program in the background, for programs that run until
+    /// they are told to stop (a server) or that must be watched while they
+    /// run. The program gets the same process group, environment and
+    /// sandbox as with [`Cmd::run`].
+    ///
+    /// [`Running::wait`] collects it with the same checks as `run`. A
+    /// `Running` dropped without being waited for (a failing test) kills the
+    /// program's whole process group, so nothing is left behind. The
+    /// timeout set with [`Cmd::timeout`] does not apply: `wait` takes its own.
+    pub fn start(self) -> Running {
+        Running::start(self)
     }
 
     /// Starts the program in its own process group with a clean environment.
-    fn spawn(&self) -> Child {
+    pub(crate) fn spawn(&self) -> Child {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -244,9 +263,22 @@ impl Cmd {
                 Ok(())
             });
         }
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("grader: cannot start {}: {e}", self.program.display()))
+        if self.obey_permissions {
+            // SAFETY: the closure runs between fork and exec and calls only
+            // geteuid and prctl, both async-signal-safe system calls.
+            unsafe { command.pre_exec(drop_permission_override) };
+        }
+        command.spawn().unwrap_or_else(|e| {
+            if self.obey_permissions && e.raw_os_error() == Some(libc::EPERM) {
+                panic!(
+                    "grader: cannot start {} without root's permission override (dropping \
+                     CAP_DAC_OVERRIDE needs CAP_SETPCAP, which this container lacks): {e}. \
+                     Run the tests as an ordinary user.",
+                    self.program.display()
+                )
+            }
+            panic!("grader: cannot start {}: {e}", self.program.display())
+        })
     }
 }
 
@@ -277,10 +309,28 @@ fn prepare_child() {
     }
 }
 
+/// Between fork and exec, when the tests run as root: drops the
+/// capabilities that bypass file permissions from the bounding set, so the
+/// program exec()s without them.
+fn drop_permission_override() -> std::io::Result<()> {
+    // SAFETY: geteuid and prctl(PR_CAPBSET_DROP) take no pointers.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(());
+        }
+        for capability in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
+            if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Makes this test process the reaper of orphaned descendants, so that a
 /// child the program never waited for comes back to us as a zombie we can
 /// see (and reap) instead of vanishing into init.
-fn install_subreaper() {
+pub(crate) fn install_subreaper() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a process flag.
@@ -291,53 +341,15 @@ fn install_subreaper() {
 /// Writes `bytes` to the child's stdin from a thread, then closes it. A
 /// program that never reads makes the write fail with EPIPE once it exits,
 /// which is fine: the thread just ends.
-fn feed_stdin(mut pipe: ChildStdin, bytes: Vec<u8>) {
+pub(crate) fn feed_stdin(mut pipe: ChildStdin, bytes: Vec<u8>) {
     thread::spawn(move || {
         let _ = pipe.write_all(&bytes);
     });
 }
 
-/// Reads a pipe to end-of-file on a thread; the result arrives on the channel.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
-    let (sender, receiver) = mpsc::channel();
-    match pipe {
-        Some(mut pipe) => {
-            thread::spawn(move || {
-                let mut kept = Vec::new();
-                let mut chunk = [0u8; 16 * 1024];
-                loop {
-                    match pipe.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                            kept.extend_from_slice(&chunk[..n.min(room)]);
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
-                    }
-                }
-                let _ = sender.send(kept);
-            });
-        }
-        None => {
-            let _ = sender.send(Vec::new());
-        }
-    }
-    receiver
-}
-
-/// The bytes a drain thread read, or what is known by `deadline`.
-fn collect(receiver: mpsc::Receiver<Vec<u8>>, deadline: Instant) -> (Vec<u8>, bool) {
-    let left = deadline.saturating_duration_since(Instant::now());
-    match receiver.recv_timeout(left) {
-        Ok(bytes) => (bytes, true),
-        Err(_) => (Vec::new(), false),
-    }
-}
-
 /// Waits for the group leader; kills the whole group at the deadline.
 /// Returns the exit status and whether the timeout struck.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
+pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
     let deadline = Instant::now() + timeout;
     let mut nap = Duration::from_millis(1);
     loop {
@@ -407,10 +419,10 @@ pub struct Run {
     pub leaks: Vec<Leak>,
     /// The sandbox it ran in (still there, for inspecting files).
     pub sandbox: Sandbox,
-    stdin_len: Option<usize>,
-    timeout: Duration,
-    read: Option<String>,
-    why_timeout: Option<String>,
+    pub(crate) stdin_len: Option<usize>,
+    pub(crate) timeout: Duration,
+    pub(crate) read: Option<String>,
+    pub(crate) why_timeout: Option<String>,
 }
 
 impl Run {
@@ -533,6 +545,12 @@ impl Run {
     /// Fails the test if the program timed out, panicked or left anything
     /// behind. [`Cmd::run`] calls this for every run.
     pub fn check_finished_cleanly(&self) {
+        // A panic first: when a panicking program also made something else
+        // wait (a shell script around it, a partner on a FIFO), the panic is
+        // the cause.
+        if let Some(failure) = panic_failure(&self.stderr, || self.failure("")) {
+            failure.raise();
+        }
         if self.timed_out {
             let mut failure = self.failure(format!(
                 "timed out after {} s (the program, or a process it started, was still running)",
@@ -543,17 +561,6 @@ impl Run {
                  for a child that never exits, or a loop that never ends"
                     .to_string()
             }));
-            failure.raise();
-        }
-        if let Some(message) = panic_message(&self.stderr) {
-            let mut failure = self.failure(format!("panicked: {message}"));
-            failure.why = Some(if message.contains("not yet implemented") {
-                "this TODO is not done yet: replace the todo!() with your code".to_string()
-            } else {
-                "a lab program must never panic: report errors with a message and a \
-                 non-zero exit status instead of unwrap()/expect()"
-                    .to_string()
-            });
             failure.raise();
         }
         if !self.leaks.is_empty() {
@@ -599,6 +606,22 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGUSR2 => "SIGUSR2",
         _ => "?",
     }
+}
+
+/// The failure to report if `stderr` shows a Rust panic: `blank` gives a
+/// failure about the right program, whose `what` and `why` are filled in.
+pub(crate) fn panic_failure(stderr: &str, blank: impl FnOnce() -> Failure) -> Option<Failure> {
+    let message = panic_message(stderr)?;
+    let mut failure = blank();
+    failure.what = format!("panicked: {message}");
+    failure.why = Some(if message.contains("not yet implemented") {
+        "this TODO is not done yet: replace the todo!() with your code".to_string()
+    } else {
+        "a lab program must never panic: report errors with a message and a \
+         non-zero exit status instead of unwrap()/expect()"
+            .to_string()
+    });
+    Some(failure)
 }
 
 /// The message of a Rust panic reported on stderr, if there is one:

@@ -273,3 +273,168 @@ fn sandboxes_never_share_keys_or_prefixes() {
     assert_eq!(keys.len(), 50);
     assert_eq!(prefixes.len(), 50);
 }
+
+// ---- programs started in the background ----------------------------------
+
+/// Processes whose command line names `dir` (the fixtures take the sandbox
+/// path as an extra argument so that they can be found).
+fn processes_naming(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok())
+        .filter(|cmdline| cmdline.starts_with(MISBEHAVE) && cmdline.contains(&dir))
+        .collect()
+}
+
+#[test]
+fn a_started_program_and_its_children_are_killed_when_dropped() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir().to_path_buf();
+    let mut running = Cmd::new(MISBEHAVE, sandbox)
+        .arg("hang-with-child")
+        .arg(&dir)
+        .start();
+    // The parent forks before it sleeps: once it sleeps, both exist.
+    let blocked = running.wait_until_blocked(Duration::from_secs(5));
+    assert!(matches!(blocked, grader::Blocked::In(_)), "{blocked:?}");
+    assert_eq!(processes_naming(&dir).len(), 2, "parent and child run");
+    drop(running);
+    assert!(processes_naming(&dir).is_empty(), "left running after drop");
+}
+
+#[test]
+fn a_signal_reaches_a_started_program_and_wait_returns_its_transcript() {
+    let running = misbehave(&["wait-for-signal"]).start();
+    assert!(running.wait_for_stdout("ready", Duration::from_secs(5)));
+    running.signal(libc::SIGTERM);
+    let run = running.wait(Duration::from_secs(5));
+    assert_eq!(run.signal(), Some(libc::SIGTERM));
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+    assert!(
+        run.transcript()
+            .ends_with("--- stdout\nready\n--- stderr\n--- killed by signal 15 (SIGTERM)\n"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn waiting_for_output_gives_up_when_the_program_exits() {
+    let started = Instant::now();
+    let running = misbehave(&["ok"]).start();
+    assert!(!running.wait_for_stdout("never printed", Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(running.stdout(), "all good\n");
+    running.wait(Duration::from_secs(5)).expect_success();
+}
+
+#[test]
+fn a_program_blocked_opening_a_fifo_is_seen_blocked_in_openat() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("lonely");
+    let made = Cmd::new("mkfifo", sandbox).arg(&fifo).keeps(&fifo).run();
+    let mut running = Cmd::new(MISBEHAVE, made.sandbox)
+        .arg("open-read")
+        .arg(&fifo)
+        .start();
+    assert_eq!(
+        running.wait_until_blocked(Duration::from_secs(5)),
+        grader::Blocked::In("openat".into())
+    );
+    // A writer arrives: the open completes and the program exits.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the FIFO for writing");
+    let run = running.wait(Duration::from_secs(5));
+    run.expect_stdout("opened\n", "the open completed once a writer came");
+}
+
+#[test]
+fn a_program_that_exits_is_not_reported_blocked() {
+    let mut running = misbehave(&["ok"]).start();
+    let blocked = running.wait_until_blocked(Duration::from_secs(5));
+    assert!(matches!(blocked, grader::Blocked::Exited(_)), "{blocked:?}");
+    running.wait(Duration::from_secs(5)).expect_success();
+}
+
+#[test]
+fn a_fifo_left_in_the_sandbox_is_reported_and_removed() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("stale.fifo");
+    let run = Cmd::new(MISBEHAVE, sandbox)
+        .arg("mkfifo")
+        .arg(&fifo)
+        .run_unchecked();
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::Fifo);
+    assert_eq!(run.leaks[0].what, "[SANDBOX]/stale.fifo");
+    assert!(run.leaks[0].to_string().contains("EEXIST"));
+    assert!(!fifo.exists(), "the leftover FIFO was removed");
+}
+
+#[test]
+fn a_fifo_the_program_is_meant_to_leave_is_not_a_leftover() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("made.fifo");
+    let run = Cmd::new(MISBEHAVE, sandbox)
+        .arg("mkfifo")
+        .arg(&fifo)
+        .keeps(&fifo)
+        .run();
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+    assert!(fifo.exists());
+}
+
+#[test]
+fn file_permissions_apply_even_when_the_tests_run_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let secret = sandbox.write_file("secret", "no one may read this\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = Cmd::new(MISBEHAVE, sandbox)
+        .arg("open-read")
+        .arg(&secret)
+        .obey_file_permissions()
+        .run();
+    run.expect_stdout(
+        "error: Permission denied (os error 13)\n",
+        "mode 0000 refuses everyone, root included, once root's override is dropped",
+    );
+}
+
+#[test]
+fn a_panic_is_reported_before_the_timeout_it_caused() {
+    // A script that waits for ever once the program in it has panicked.
+    let message = failure_of(
+        Cmd::new("sh", Sandbox::new())
+            .args(["-c", r#""$0" todo; sleep 100"#, MISBEHAVE])
+            .timeout(Duration::from_millis(300)),
+    );
+    assert!(
+        message.contains("panicked: not yet implemented: TODO(1)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failing_background_program_reports_its_panic() {
+    let running = misbehave(&["todo"]).start();
+    assert!(!running.wait_for_stdout("ready", Duration::from_secs(5)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        running.fail("never said it was ready", "it should have")
+    }));
+    let payload = outcome.expect_err("fail() raises");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("panicked: not yet implemented: TODO(1)"),
+        "{message}"
+    );
+    assert!(message.contains("this TODO is not done yet"), "{message}");
+}

@@ -33,6 +33,26 @@ fn main() {
             }
             std::thread::sleep(Duration::from_secs(3600));
         }
+        "wait-for-signal" => {
+            // Announces itself, then sleeps until a signal ends it.
+            println!("ready");
+            loop {
+                // SAFETY: pause(2) only sleeps until a signal arrives.
+                unsafe { libc::pause() };
+            }
+        }
+        "mkfifo" => {
+            // Makes a FIFO and leaves it behind.
+            let path = CString::new(arg(1)).expect("path");
+            // SAFETY: mkfifo with a valid C string and a mode.
+            let made = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+            assert!(made == 0, "mkfifo failed");
+        }
+        "open-read" => match std::fs::File::open(arg(1)) {
+            // Blocks on a FIFO until a writer comes; fails without permission.
+            Ok(_) => println!("opened"),
+            Err(e) => println!("error: {e}"),
+        },
         "zombie" => {
             let child = fork();
             if child == 0 {

@@ -94,7 +94,7 @@ enum Command {
         #[arg(long, conflicts_with = "ncnt")]
         zcnt: Option<u16>,
         /// Give up after this many milliseconds.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 2000)]
         wait_ms: u64,
     },
     /// PROCS processes add 1 to a counter in the file COUNTER, TIMES times

@@ -444,7 +444,7 @@ fn mutex_keeps_every_increment() {
                 "--procs".into(),
                 "4".into(),
                 "--times".into(),
-                "2000".into(),
+                "1000".into(),
             ],
         )
         .section(TASK_3)
@@ -486,7 +486,7 @@ fn counter_without_the_lock_runs_every_worker() {
                 "--procs".into(),
                 "4".into(),
                 "--times".into(),
-                "2000".into(),
+                "1000".into(),
                 "--no-lock".into(),
             ],
         )
@@ -494,11 +494,11 @@ fn counter_without_the_lock_runs_every_worker() {
         .run();
     run.expect_success();
     match counts(&run) {
-        Some((total, 8000)) if (1..=8000).contains(&total) => {
-            println!("without the lock: counter = {total} of 8000");
+        Some((total, 4000)) if (1..=4000).contains(&total) => {
+            println!("without the lock: counter = {total} of 4000");
         }
         _ => run.fail(
-            "did not report a counter between 1 and 8000, expected 8000",
+            "did not report a counter between 1 and 4000, expected 4000",
             "fork every worker, wait for all of them, then read the counter",
         ),
     }
@@ -544,7 +544,7 @@ mkfifo holding
 read line < holding && echo "holder says: $line"
 kill -KILL $holder; wait $holder 2>/dev/null; echo "holder: wait status $? (SIGKILL)"
 "$0" values "$1"
-"$0" enter "$1" --wait-ms 500
+"$0" enter "$1" --wait-ms 300
 "$0" remove "$1"
 "#;
 
@@ -578,7 +578,7 @@ fn without_sem_undo_a_killed_holder_blocks_everyone() {
     run.expect_success();
     expect_line(
         &run,
-        "still blocked after 500 ms",
+        "still blocked after 300 ms",
         "the holder took the unit without SEM_UNDO and died: nothing gives it back, \
          so p_timeout must give up with EAGAIN after its limit and return Ok(false)",
     );
@@ -592,9 +592,9 @@ fn enter_waits_for_a_holder_that_gives_back() {
         r#"
 "$0" create "$1" 1
 mkfifo holding
-"$0" hold "$1" --undo --for-ms 300 > holding & holder=$!
+"$0" hold "$1" --undo --for-ms 200 > holding & holder=$!
 read line < holding && echo "holder says: $line"
-"$0" enter "$1" --wait-ms 5000
+"$0" enter "$1" --wait-ms 3000
 wait $holder; echo "holder: exit status $?"
 "$0" remove "$1"
 "#,
@@ -604,8 +604,8 @@ wait $holder; echo "holder: exit status $?"
     expect_line(
         &run,
         "entered: took semaphore 0 and gave it back",
-        "semtimedop sleeps up to its timeout: a holder that gives back after 300 ms \
-         must let a P with a 5000 ms limit in (EAGAIN only when the time is up)",
+        "semtimedop sleeps up to its timeout: a holder that gives back after 200 ms \
+         must let a P with a 3000 ms limit in (EAGAIN only when the time is up)",
     );
     assert_masked_transcript!(run);
 }
@@ -617,7 +617,7 @@ fn ready_waits_until_the_creator_has_initialised() {
     let run = script(
         TASK_5,
         r#"
-"$0" init "$1" 1 --delay-ms 600 > creator.out & creator=$!
+"$0" init "$1" 1 --delay-ms 300 > creator.out & creator=$!
 i=0; until "$0" values "$1" >/dev/null 2>&1 || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.01; done
 "$0" ready "$1" --wait-ms 5000
 wait $creator; echo "creator: exit status $?"; cat creator.out
@@ -654,13 +654,13 @@ fn ready_gives_up_on_a_set_nobody_initialised() {
         TASK_5,
         r#"
 "$0" create "$1" 1
-"$0" ready "$1" --wait-ms 300; echo "ready: exit status $?"
+"$0" ready "$1" --wait-ms 150; echo "ready: exit status $?"
 "$0" remove "$1"
 "#,
     )
     .run();
     run.expect_success();
-    if !run.stderr.contains("not initialised after 300 ms") {
+    if !run.stderr.contains("not initialised after 150 ms") {
         run.fail(
             "ready did not give up on a set whose sem_otime stays 0",
             "poll IPC_STAT until sem_otime != 0, but only until the limit; then fail \

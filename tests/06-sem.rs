@@ -390,7 +390,7 @@ if [ "$(id -u)" = 0 ]; then as_reader="setpriv --bounding-set=-ipc_owner"; else 
 fn show_reports_permission_denied() {
     let text = format!(
         "{WITHOUT_IPC_OWNER}{}",
-        r#""$0" create "$1" 1 --mode 000
+        r#""$0" create "$1" 1 --mode 200
 $as_reader "$0" show "$1"; echo "show: exit status $?"
 "$0" remove "$1"
 "#
@@ -407,7 +407,8 @@ $as_reader "$0" show "$1"; echo "show: exit status $?"
     expect_line(
         &run,
         "show: exit status 1",
-        "IPC_STAT needs read permission: a set with mode 000 must be reported as EACCES",
+        "IPC_STAT needs read permission: a set with mode 200 (alter, but not read) must be \
+         reported as EACCES",
     );
     if !run.stderr.contains("EACCES") {
         run.fail(

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a set with one semaphore per VALUE, and set the values
-    /// (semget with IPC_EXCL, then SETALL). Given.
+    /// (semget with IPC_EXCL, then SETVAL for each). Given.
     Create {
         /// The file that names the set (ftok).
         key_file: PathBuf,
@@ -193,9 +193,14 @@ fn execute(command: Command) -> anyhow::Result<()> {
             let nsems = u16::try_from(values.len()).context("too many values")?;
             let set = SemSet::create(key, nsems, mode)
                 .with_context(|| format!("create a set for {}", key_file.display()))?;
-            if let Err(errno) = set.set_all(&values) {
-                let _ = set.remove();
-                return Err(errno).context("SETALL");
+            // SETVAL, one by one: it needs only alter permission, so that
+            // even a set whose mode denies reading (--mode 200) can be
+            // given its values. (SETALL here first reads sem_nsems.)
+            for (num, &value) in (0..).zip(&values) {
+                if let Err(errno) = set.set_val(num, value) {
+                    let _ = set.remove();
+                    return Err(errno).context("SETVAL");
+                }
             }
             println!("created {} semaphore(s): {}", values.len(), join(&values));
         }

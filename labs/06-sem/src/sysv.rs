@@ -194,7 +194,7 @@ impl SemSet {
     }
 
     /// `semctl(semid, 0, GETALL, arg.array)`: every value of the set, in
-    /// order (`semnum` is ignored).
+    /// order (`semnum` is ignored). It sizes the buffer with `IPC_STAT`.
     pub fn get_all(self) -> nix::Result<Vec<u16>> {
         let mut values = vec![0 as c_ushort; self.nsems()?];
         let arg = semun {
@@ -209,7 +209,9 @@ impl SemSet {
 
     /// `semctl(semid, 0, SETALL, arg.array)`: sets every value at once.
     /// `values` must have exactly `nsems` entries (else `EINVAL` here, before
-    /// the kernel could read past the end of the slice).
+    /// the kernel could read past the end of the slice). To check that, it
+    /// reads `sem_nsems` with `IPC_STAT` first, so it needs read permission
+    /// as well as alter; [`SemSet::set_val`] needs only alter.
     pub fn set_all(self, values: &[u16]) -> nix::Result<()> {
         if values.len() != self.nsems()? {
             return Err(Errno::EINVAL);

@@ -121,8 +121,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
             size,
             mode,
         } => {
-            let segment = create(&key_file, size, mode)?;
-            println!("created a segment of {} bytes", segment_size(segment)?);
+            create(&key_file, size, mode)?;
+            println!("created a segment of {size} bytes");
         }
         Command::Info { key_file, size } => print_figures(&figures(open(&key_file, size)?)?),
         // ANCHOR: cli_write_read
@@ -187,11 +187,6 @@ fn open_any(key_file: &Path) -> anyhow::Result<Segment> {
     let key =
         sysv::ftok(key_file, PROJ_ID).with_context(|| format!("ftok {}", key_file.display()))?;
     Segment::open(key, 0).with_context(|| format!("no segment for {}", key_file.display()))
-}
-
-/// `shm_segsz` of a segment.
-fn segment_size(segment: Segment) -> anyhow::Result<usize> {
-    Ok(segment.stat().context("IPC_STAT")?.shm_segsz)
 }
 
 // ANCHOR: print_figures

@@ -42,7 +42,10 @@ fn script(section: &str, text: &str) -> Cmd {
 fn script_in(sandbox: Sandbox, section: &str, text: &str) -> Cmd {
     let lab = lab();
     let key_file = sandbox.key_file().to_path_buf();
+    // The scripts' own FIFO, through which a holder says it holds the lock.
+    let handshake = sandbox.path("holding");
     Cmd::new("sh", sandbox)
+        .keeps(handshake)
         .args(["-c", text])
         .arg(&lab.bin)
         .arg(key_file)

@@ -28,6 +28,7 @@
 
 mod failure;
 mod leaks;
+mod private;
 mod procfs;
 mod run;
 mod sandbox;
@@ -35,6 +36,7 @@ mod sandbox;
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
 pub use procfs::SysvKind;
+pub use run::Background;
 pub use run::{Cmd, Run};
 pub use sandbox::Sandbox;
 

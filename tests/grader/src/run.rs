@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
 use crate::leaks::{self, Leak};
-use crate::{DEFAULT_TIMEOUT, Sandbox};
+use crate::private::{self, SysvExpectations};
+use crate::{DEFAULT_TIMEOUT, Sandbox, SysvKind};
+
+mod background;
+pub use background::Background;
 
 /// Output beyond this many bytes per stream is read and thrown away, so a
 /// program printing in an endless loop cannot exhaust memory.
@@ -37,6 +41,8 @@ pub struct Cmd {
     why_timeout: Option<String>,
     aliases: Vec<(String, String)>,
     sandbox: Sandbox,
+    sysv: SysvExpectations,
+    unprivileged: bool,
 }
 
 impl Cmd {
@@ -59,6 +65,8 @@ impl Cmd {
             why_timeout: None,
             aliases: Vec::new(),
             sandbox,
+            sysv: SysvExpectations::default(),
+            unprivileged: false,
         }
     }
 
@@ -129,6 +137,35 @@ impl Cmd {
         self
     }
 
+    /// Declares that the program prints the identifier of each System V
+    /// object of `kind` it creates right after `marker` (`"private queue "`
+    /// for `client: private queue 65538`). Such objects are then charged to
+    /// this run, whatever their key (`IPC_PRIVATE`, or one the program chose),
+    /// if they were created during it (see the `private` module for the rules).
+    pub fn announces_sysv_ids(mut self, kind: SysvKind, marker: &str) -> Cmd {
+        self.sysv.markers.push((kind, marker.to_string()));
+        self
+    }
+
+    /// Marks this run as one step of a scenario (`create`, then `send`, then
+    /// `remove`): the System V objects it leaves under the sandbox's keys,
+    /// and the private ones it made, are neither reported nor removed. The
+    /// next run in the same sandbox that is not so marked reports whatever
+    /// is still there, and dropping the sandbox removes it.
+    pub fn keep_sysv_objects(mut self) -> Cmd {
+        self.sysv.keep = true;
+        self
+    }
+
+    /// Runs the program without any capability, as an ordinary user's
+    /// program runs, even when the tests run as root (in a container, say):
+    /// permission checks such as a queue's mode or `msgmnb` then apply to it.
+    /// Without this, root's `CAP_IPC_OWNER` and `CAP_SYS_RESOURCE` skip them.
+    pub fn unprivileged(mut self) -> Cmd {
+        self.unprivileged = true;
+        self
+    }
+
     /// The sandbox the program runs in.
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox
@@ -168,6 +205,7 @@ impl Cmd {
     pub fn run_unchecked(self) -> Run {
         install_subreaper();
         let command = self.command_line();
+        let private_before = private::snapshot();
         let mut child = self.spawn();
         let pgid = child.id() as i32;
         let stdin_bytes = self.stdin.clone();
@@ -187,7 +225,13 @@ impl Cmd {
         let deadline = Instant::now() + PIPE_GRACE;
         let (stdout, stdout_complete) = collect(stdout, deadline);
         let (stderr, stderr_complete) = collect(stderr, deadline);
-        leaks.extend(leaks::sysv(&self.sandbox));
+        leaks.extend(private::check(
+            &self.sandbox,
+            &self.sysv,
+            &private_before,
+            pgid,
+            &[&stdout, &stderr],
+        ));
         leaks.extend(leaks::posix(&self.sandbox));
 
         let normalize = |bytes: &[u8]| self.normalize(&String::from_utf8_lossy(bytes));
@@ -236,11 +280,15 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        let unprivileged = self.unprivileged;
         // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (setrlimit, close_range, fcntl).
+        // async-signal-safe functions (setrlimit, close_range, fcntl, prctl).
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 prepare_child();
+                if unprivileged {
+                    drop_capabilities();
+                }
                 Ok(())
             });
         }
@@ -273,6 +321,34 @@ fn prepare_child() {
             for fd in 3..1024 {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
+        }
+    }
+}
+
+/// Between fork and exec, for [`Cmd::unprivileged`]: after exec the program
+/// has no capability, even if it runs as root. `SECBIT_NOROOT` stops root
+/// from gaining every capability at exec, the bounding set loses them all,
+/// and the ambient set is cleared. Each call may fail for an ordinary user,
+/// who has no capability to lose.
+fn drop_capabilities() {
+    // SAFETY: prctl(2) with integer arguments only; async-signal-safe.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_SECUREBITS,
+            libc::SECBIT_NOROOT as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        for capability in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
         }
     }
 }

@@ -1352,9 +1352,9 @@ fn server_ignores_a_malformed_request_and_goes_on() {
 
 #[test]
 fn server_serves_slow_requests_at_the_same_time() {
-    const WORK: Duration = Duration::from_millis(600);
+    const WORK: Duration = Duration::from_millis(300);
     const CLIENTS: usize = 4;
-    let (server, _, key) = start_server(&["--work-ms", "600"]);
+    let (server, _, key) = start_server(&["--work-ms", "300"]);
     let started = Instant::now();
     let replies: Vec<Result<raw::Reply, String>> = std::thread::scope(|scope| {
         let asking: Vec<_> = (0..CLIENTS)

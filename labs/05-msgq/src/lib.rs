@@ -285,17 +285,19 @@ pub fn request(
 ///
 /// 1. Install handlers, without `SA_RESTART`: for `SIGINT` and `SIGTERM`,
 ///    one that stores the signal's number in a static `AtomicI32`; for
-///    `SIGCHLD`, one that does nothing. Each handler makes a blocked
-///    `msgrcv` fail with `EINTR`, which brings the loop back to check.
+///    `SIGCHLD`, one that reaps every child that has ended
+///    (`waitpid(-1, WNOHANG)` in a loop, `errno` saved and restored). Reap
+///    in the handler, not in the loop: a child that ends just before
+///    `msgrcv` starts would stay a zombie until the next request. Each
+///    handler also makes a blocked `msgrcv` fail with `EINTR`.
 /// 2. Create the queue: `msgget(key, IPC_CREAT | IPC_EXCL | 0o600)`, with
 ///    the context `create the server queue with key 0xKEY`. `EEXIST` means
 ///    another server runs, or a killed one left its queue: never serve on
 ///    a queue you did not create. Log
 ///    `server: listening on queue ID (key 0xKEY)`.
-/// 3. Loop: reap every child that has ended (`waitpid(-1, WNOHANG)`); stop
-///    if a stop signal was caught; take the next request with `msgrcv` of
-///    up to [`MAX_TEXT`] bytes, any type. `EINTR`: go round again. Any
-///    other error ends the server (context `receive a request`).
+/// 3. Loop: stop if a stop signal was caught; take the next request with
+///    `msgrcv` of up to [`MAX_TEXT`] bytes, any type. `EINTR`: go round
+///    again. Any other error ends the server (context `receive a request`).
 ///    * A text that [`protocol::client_of`] rejects: log
 ///      `server: ignored a malformed request of N bytes` and go on.
 ///    * [`protocol::REQ_TICKET`]: count it (the first is ticket 1) and log

@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use libc::{c_int, c_long};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork};
 
 #[path = "../../../labs/05-msgq/src/cli.rs"]
@@ -306,17 +306,19 @@ pub fn request(
 ///
 /// 1. Install handlers, without `SA_RESTART`: for `SIGINT` and `SIGTERM`,
 ///    one that stores the signal's number in a static `AtomicI32`; for
-///    `SIGCHLD`, one that does nothing. Each handler makes a blocked
-///    `msgrcv` fail with `EINTR`, which brings the loop back to check.
+///    `SIGCHLD`, one that reaps every child that has ended
+///    (`waitpid(-1, WNOHANG)` in a loop, `errno` saved and restored). Reap
+///    in the handler, not in the loop: a child that ends just before
+///    `msgrcv` starts would stay a zombie until the next request. Each
+///    handler also makes a blocked `msgrcv` fail with `EINTR`.
 /// 2. Create the queue: `msgget(key, IPC_CREAT | IPC_EXCL | 0o600)`, with
 ///    the context `create the server queue with key 0xKEY`. `EEXIST` means
 ///    another server runs, or a killed one left its queue: never serve on
 ///    a queue you did not create. Log
 ///    `server: listening on queue ID (key 0xKEY)`.
-/// 3. Loop: reap every child that has ended (`waitpid(-1, WNOHANG)`); stop
-///    if a stop signal was caught; take the next request with `msgrcv` of
-///    up to [`MAX_TEXT`] bytes, any type. `EINTR`: go round again. Any
-///    other error ends the server (context `receive a request`).
+/// 3. Loop: stop if a stop signal was caught; take the next request with
+///    `msgrcv` of up to [`MAX_TEXT`] bytes, any type. `EINTR`: go round
+///    again. Any other error ends the server (context `receive a request`).
 ///    * A text that [`protocol::client_of`] rejects: log
 ///      `server: ignored a malformed request of N bytes` and go on.
 ///    * [`protocol::REQ_TICKET`]: count it (the first is ticket 1) and log
@@ -404,9 +406,14 @@ extern "C" fn note_stop(signal: c_int) {
     STOP.store(signal, Ordering::SeqCst);
 }
 
-/// Does nothing: a child's end interrupts `msgrcv` (`EINTR`), and the loop
-/// reaps it.
-extern "C" fn note_child_ended(_: c_int) {}
+/// Reaps every child that has ended, the moment it ends: no zombie waits
+/// for the next request. A handler must leave `errno` as it found it.
+extern "C" fn reap_children(_: c_int) {
+    let saved = Errno::last_raw();
+    // SAFETY: waitpid is async-signal-safe, and a null status is allowed.
+    while unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    Errno::set_raw(saved);
+}
 
 /// `SIGINT`, `SIGTERM` and `SIGCHLD`, all without `SA_RESTART`.
 fn install_handlers() -> anyhow::Result<()> {
@@ -416,11 +423,11 @@ fn install_handlers() -> anyhow::Result<()> {
         SigSet::empty(),
     );
     let child = SigAction::new(
-        SigHandler::Handler(note_child_ended),
+        SigHandler::Handler(reap_children),
         SaFlags::SA_NOCLDSTOP,
         SigSet::empty(),
     );
-    // SAFETY: the handlers store to an atomic or do nothing at all, both
+    // SAFETY: the handlers store to an atomic or call waitpid, both
     // async-signal-safe.
     unsafe {
         sigaction(Signal::SIGINT, &stop).context("sigaction(SIGINT)")?;
@@ -446,12 +453,11 @@ fn serve_requests(
     out.flush()?;
     let mut tickets = 0;
     loop {
-        reap_finished_children();
         if STOP.load(Ordering::SeqCst) != 0 {
             return Ok(tickets);
         }
         let request = match msgrcv(queue, MAX_TEXT, 0, 0) {
-            // A signal: a child ended, or we were asked to stop.
+            // A signal: a child ended (and was reaped), or we were asked to stop.
             Err(Errno::EINTR) => continue,
             other => other.context("receive a request")?,
         };
@@ -512,17 +518,7 @@ fn answer_in_child(client: Msqid, answer: Answer, work: Duration) -> anyhow::Res
     }
 }
 
-/// Reaps every child that has ended, without waiting for the others.
-fn reap_finished_children() {
-    // StillAlive: children remain, none has ended; ECHILD: no children.
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-/// Waits until no child is left.
+/// Waits until no child is left (the handler may reap some first).
 fn wait_for_children() -> anyhow::Result<()> {
     loop {
         match waitpid(None, None) {

@@ -37,6 +37,7 @@
 mod capture;
 mod failure;
 mod leaks;
+mod private;
 mod procfs;
 mod run;
 mod running;
@@ -45,6 +46,7 @@ mod sandbox;
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
 pub use procfs::SysvKind;
+pub use run::Background;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;

@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
 use crate::leaks::{self, Leak};
+use crate::private::SysvExpectations;
 use crate::running::Running;
-use crate::{DEFAULT_TIMEOUT, Sandbox};
+use crate::{DEFAULT_TIMEOUT, Sandbox, SysvKind};
+
+mod background;
+pub use background::Background;
 
 /// Capabilities that let root ignore file permissions (`<linux/capability.h>`).
 const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
@@ -35,6 +39,8 @@ pub struct Cmd {
     keeps: Vec<PathBuf>,
     obey_permissions: bool,
     sandbox: Sandbox,
+    sysv: SysvExpectations,
+    unprivileged: bool,
 }
 
 impl Cmd {
@@ -59,6 +65,8 @@ impl Cmd {
             keeps: Vec::new(),
             obey_permissions: false,
             sandbox,
+            sysv: SysvExpectations::default(),
+            unprivileged: false,
         }
     }
 
@@ -150,9 +158,43 @@ impl Cmd {
         self
     }
 
+    /// Declares that the program prints the identifier of each System V
+    /// object of `kind` it creates right after `marker` (`"private queue "`
+    /// for `client: private queue 65538`). Such objects are then charged to
+    /// this run, whatever their key (`IPC_PRIVATE`, or one the program chose),
+    /// if they were created during it (see the `private` module for the rules).
+    pub fn announces_sysv_ids(mut self, kind: SysvKind, marker: &str) -> Cmd {
+        self.sysv.markers.push((kind, marker.to_string()));
+        self
+    }
+
+    /// Marks this run as one step of a scenario (`create`, then `send`, then
+    /// `remove`): the System V objects it leaves under the sandbox's keys,
+    /// and the private ones it made, are neither reported nor removed. The
+    /// next run in the same sandbox that is not so marked reports whatever
+    /// is still there, and dropping the sandbox removes it.
+    pub fn keep_sysv_objects(mut self) -> Cmd {
+        self.sysv.keep = true;
+        self
+    }
+
+    /// Runs the program without any capability, as an ordinary user's
+    /// program runs, even when the tests run as root (in a container, say):
+    /// permission checks such as a queue's mode or `msgmnb` then apply to it.
+    /// Without this, root's `CAP_IPC_OWNER` and `CAP_SYS_RESOURCE` skip them.
+    pub fn unprivileged(mut self) -> Cmd {
+        self.unprivileged = true;
+        self
+    }
+
     /// The sandbox the program runs in.
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox
+    }
+
+    /// What the test declared about the System V objects of this run.
+    pub(crate) fn sysv_expectations(&self) -> &SysvExpectations {
+        &self.sysv
     }
 
     /// The paths declared with [`Cmd::keeps`].
@@ -255,11 +297,15 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        let unprivileged = self.unprivileged;
         // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (setrlimit, close_range, fcntl).
+        // async-signal-safe functions (setrlimit, close_range, fcntl, prctl).
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 prepare_child();
+                if unprivileged {
+                    drop_capabilities();
+                }
                 Ok(())
             });
         }
@@ -325,6 +371,34 @@ fn drop_permission_override() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Between fork and exec, for [`Cmd::unprivileged`]: after exec the program
+/// has no capability, even if it runs as root. `SECBIT_NOROOT` stops root
+/// from gaining every capability at exec, the bounding set loses them all,
+/// and the ambient set is cleared. Each call may fail for an ordinary user,
+/// who has no capability to lose.
+fn drop_capabilities() {
+    // SAFETY: prctl(2) with integer arguments only; async-signal-safe.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_SECUREBITS,
+            libc::SECBIT_NOROOT as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        for capability in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
+        }
+    }
 }
 
 /// Makes this test process the reaper of orphaned descendants, so that a

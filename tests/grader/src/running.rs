@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use crate::capture::Capture;
 use crate::failure::Failure;
 use crate::leaks;
+use crate::private;
 use crate::procfs;
 use crate::run::{self, Cmd, Run};
 use crate::sandbox::Sandbox;
 
 /// How long to wait for the output pipes to close once every process of the
 /// group is gone. Only a process that left the group can keep them open.
-const PIPE_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a failure waits for the output of a program that has just
 /// exited to arrive, so that the message shows all of it.
@@ -53,6 +54,7 @@ struct Live {
     stdout: Capture,
     stderr: Capture,
     fifos_before: Vec<PathBuf>,
+    private_before: private::Snapshot,
 }
 
 impl Live {
@@ -66,6 +68,7 @@ impl Running {
         run::install_subreaper();
         let command = cmd.command_line();
         let fifos_before = leaks::fifos_in(cmd.sandbox().dir());
+        let private_before = private::snapshot();
         let mut child = cmd.spawn();
         if let (Some(pipe), Some(bytes)) = (child.stdin.take(), cmd.stdin_bytes()) {
             run::feed_stdin(pipe, bytes.to_vec());
@@ -80,6 +83,7 @@ impl Running {
                 stdout,
                 stderr,
                 fifos_before,
+                private_before,
             }),
         }
     }
@@ -230,7 +234,13 @@ impl Running {
         let (stdout, stdout_complete) = live.stdout.finish(deadline);
         let (stderr, stderr_complete) = live.stderr.finish(deadline);
         let cmd = live.cmd;
-        leaks.extend(leaks::sysv(cmd.sandbox()));
+        leaks.extend(private::check(
+            cmd.sandbox(),
+            cmd.sysv_expectations(),
+            &live.private_before,
+            pgid,
+            &[&stdout, &stderr],
+        ));
         leaks.extend(leaks::posix(cmd.sandbox()));
         leaks.extend(leaks::fifos(
             cmd.sandbox(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::procfs;
+use crate::procfs::{self, SysvKind};
 
 /// Key bases (the low 24 bits of `ftok` keys) handed out in this process.
 static KEY_BASES: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -17,7 +17,9 @@ static NEXT_PREFIX: AtomicUsize = AtomicUsize::new(0);
 
 /// One test's private directory, `ftok` key file and POSIX name prefix.
 ///
-/// Dropping the sandbox removes its directory.
+/// Dropping the sandbox removes its directory, and any System V object still
+/// alive under its keys or kept by one of its runs (see
+/// [`Cmd::keep_sysv_objects`](crate::Cmd::keep_sysv_objects)).
 #[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
@@ -25,6 +27,8 @@ pub struct Sandbox {
     key_base: u32,
     prefix: String,
     posix_names: Mutex<Vec<String>>,
+    /// Objects outside the sandbox's keys made by runs that kept theirs.
+    kept_ids: Mutex<Vec<(SysvKind, i32)>>,
 }
 
 impl Sandbox {
@@ -52,6 +56,7 @@ impl Sandbox {
             key_base,
             prefix,
             posix_names: Mutex::new(Vec::new()),
+            kept_ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -112,6 +117,35 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+}
+
+impl Sandbox {
+    /// Remembers an object outside the sandbox's keys that a run kept.
+    pub(crate) fn remember_kept(&self, kind: SysvKind, id: i32) {
+        self.kept_ids
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push((kind, id));
+    }
+
+    /// The objects kept so far, forgotten by the sandbox.
+    pub(crate) fn take_kept(&self) -> Vec<(SysvKind, i32)> {
+        std::mem::take(
+            &mut *self
+                .kept_ids
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+}
+
+impl Drop for Sandbox {
+    /// Removes the System V objects still alive under the sandbox's keys, and
+    /// those its runs kept: a test that fails half-way through a scenario
+    /// leaves nothing behind.
+    fn drop(&mut self) {
+        crate::private::remove_all(self);
     }
 }
 

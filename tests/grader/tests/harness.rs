@@ -438,3 +438,251 @@ fn a_failing_background_program_reports_its_panic() {
     );
     assert!(message.contains("this TODO is not done yet"), "{message}");
 }
+
+// ---- IPC_PRIVATE objects, scenarios of several runs, background runs ------
+
+/// Whether the kernel lists a message queue with identifier `id`.
+fn queue_exists(id: i32) -> bool {
+    std::fs::read_to_string("/proc/sysvipc/msg")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .any(|line| line.split_whitespace().nth(1) == Some(&id.to_string()))
+}
+
+/// Removes message queue `id` (a test's own cleanup).
+fn remove_queue(id: i32) {
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+}
+
+/// The number after `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> i32 {
+    let at = text.find(marker).expect("marker") + marker.len();
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn a_private_queue_the_program_used_is_reported_and_removed() {
+    let run = misbehave(&["private-msgq"]).run_unchecked();
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::Sysv(SysvKind::MessageQueue));
+    assert!(run.leaks[0].what.starts_with("IPC_PRIVATE, id "));
+    assert!(
+        run.leaks[0]
+            .to_string()
+            .contains("msgctl(id, IPC_RMID, NULL)")
+    );
+    let id = number_after(&run.leaks[0].what, "id ");
+    assert!(!queue_exists(id), "the leftover queue was not removed");
+}
+
+#[test]
+fn a_private_queue_announced_by_the_program_is_reported_and_removed() {
+    let run = misbehave(&["private-msgq-quiet"])
+        .announces_sysv_ids(SysvKind::MessageQueue, "made queue ")
+        .run_unchecked();
+    let id = number_after(&run.stdout, "made queue ");
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].what, format!("IPC_PRIVATE, id {id}"));
+    assert!(!queue_exists(id), "the leftover queue was not removed");
+}
+
+#[test]
+fn an_announced_queue_under_the_programs_own_key_is_reported_and_removed() {
+    let run = misbehave(&["own-key-msgq"])
+        .announces_sysv_ids(SysvKind::MessageQueue, "Message queue id: ")
+        .run_unchecked();
+    let id = number_after(&run.stdout, "Message queue id: ");
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert!(run.leaks[0].what.starts_with("key 0x7e"), "{:?}", run.leaks);
+    assert!(run.leaks[0].what.ends_with(&format!(", id {id}")));
+    assert!(!queue_exists(id), "the leftover queue was not removed");
+}
+
+#[test]
+fn an_unused_private_queue_nobody_announced_is_left_alone() {
+    // The documented limit: nothing ties an unused, unannounced queue to
+    // this run, and guessing could destroy another test's queue.
+    let run = misbehave(&["private-msgq-quiet"]).run_unchecked();
+    let id = number_after(&run.stdout, "made queue ");
+    let found = queue_exists(id);
+    remove_queue(id);
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+    assert!(found, "the queue should have been left for the test");
+}
+
+#[test]
+fn a_private_queue_older_than_the_run_is_never_blamed_on_it() {
+    // SAFETY: msgget with a key and flags only.
+    let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0);
+    let run = misbehave(&["say", &format!("made queue {id}")])
+        .announces_sysv_ids(SysvKind::MessageQueue, "made queue ")
+        .run_unchecked();
+    let found = queue_exists(id);
+    remove_queue(id);
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+    assert!(found, "the test's own queue was removed");
+}
+
+#[test]
+fn kept_objects_are_reported_by_the_next_run_of_the_sandbox() {
+    let sandbox = Sandbox::new();
+    let key_file = sandbox.key_file().to_path_buf();
+    let key = sandbox.key(1);
+    let first = Cmd::new(MISBEHAVE, sandbox)
+        .args(["msgq".as_ref(), key_file.as_os_str()])
+        .keep_sysv_objects()
+        .run();
+    assert!(first.leaks.is_empty(), "{:?}", first.leaks);
+    let private = Cmd::new(MISBEHAVE, first.sandbox)
+        .arg("private-msgq-quiet")
+        .announces_sysv_ids(SysvKind::MessageQueue, "made queue ")
+        .keep_sysv_objects()
+        .run();
+    let private_id = number_after(&private.stdout, "made queue ");
+    assert!(queue_exists(private_id), "a kept queue must stay");
+    let last = Cmd::new(MISBEHAVE, private.sandbox)
+        .arg("ok")
+        .run_unchecked();
+    let mut what: Vec<&str> = last.leaks.iter().map(|l| l.what.as_str()).collect();
+    what.sort();
+    assert_eq!(what.len(), 2, "{what:?}");
+    assert_eq!(what[0], format!("IPC_PRIVATE, id {private_id}"));
+    assert!(
+        what[1].starts_with(&format!("key {:#010x}, id ", key as u32)),
+        "{what:?}"
+    );
+    assert!(!queue_exists(private_id));
+}
+
+#[test]
+fn dropping_a_sandbox_removes_what_its_runs_kept() {
+    let sandbox = Sandbox::new();
+    let first = Cmd::new(MISBEHAVE, sandbox)
+        .arg("private-msgq-quiet")
+        .announces_sysv_ids(SysvKind::MessageQueue, "made queue ")
+        .keep_sysv_objects()
+        .run();
+    let id = number_after(&first.stdout, "made queue ");
+    assert!(queue_exists(id));
+    drop(first);
+    assert!(
+        !queue_exists(id),
+        "the sandbox did not remove its kept queue"
+    );
+}
+
+#[test]
+fn an_unprivileged_program_has_no_capability() {
+    let run = misbehave(&["caps"]).unprivileged().run();
+    run.expect_stdout(
+        "CapEff:\t0000000000000000\n",
+        "the program must run with no capability",
+    );
+}
+
+#[test]
+fn a_background_program_can_be_watched_blocked_and_signalled() {
+    let mut server = misbehave(&["ready-and-block"])
+        .timeout(Duration::from_secs(5))
+        .spawn_background();
+    assert_eq!(server.wait_for_stdout("ready"), "ready\n");
+    server.wait_until_blocked_in(libc::SYS_read);
+    server.signal(libc::SIGTERM);
+    let run = server.wait_unchecked();
+    assert_eq!(run.signal(), Some(libc::SIGTERM));
+    assert!(!run.timed_out);
+    assert_eq!(run.stdout, "ready\n");
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+}
+
+#[test]
+fn a_background_program_that_ends_early_fails_with_its_reason() {
+    let started = Instant::now();
+    let mut server = misbehave(&["todo"]).spawn_background();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| server.wait_for_stdout("ready")));
+    let payload = outcome.expect_err("the program panicked before printing");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("printed no `ready` before it ended"),
+        "{message}"
+    );
+    assert!(message.contains("this TODO is not done yet"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_killed_background_program_reports_its_queue_and_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    let key_file = sandbox.key_file().to_path_buf();
+    let mut server = Cmd::new(MISBEHAVE, sandbox)
+        .args(["msgq-and-block".as_ref(), key_file.as_os_str()])
+        .spawn_background();
+    server.wait_for_stdout("ready");
+    let pid = server.pid();
+    let run = server.kill();
+    assert_eq!(run.signal(), Some(libc::SIGKILL));
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::Sysv(SysvKind::MessageQueue));
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn dropping_a_background_program_kills_it_and_removes_its_queue() {
+    let sandbox = Sandbox::new();
+    let key_file = sandbox.key_file().to_path_buf();
+    let key = sandbox.key(1);
+    let mut server = Cmd::new(MISBEHAVE, sandbox)
+        .args(["msgq-and-block".as_ref(), key_file.as_os_str()])
+        .spawn_background();
+    server.wait_for_stdout("ready");
+    let pid = server.pid();
+    drop(server);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let table = std::fs::read_to_string("/proc/sysvipc/msg").unwrap();
+    assert!(
+        !table
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(&key.to_string())),
+        "the queue of a dropped background program was not removed"
+    );
+}
+
+#[test]
+fn a_background_program_is_alone_once_its_children_are_reaped() {
+    let mut quiet = misbehave(&["reap-then-block"])
+        .timeout(Duration::from_secs(5))
+        .spawn_background();
+    quiet.wait_until_alone();
+    drop(quiet);
+    let started = Instant::now();
+    let mut busy = misbehave(&["child-and-block"])
+        .timeout(Duration::from_secs(1))
+        .spawn_background();
+    busy.wait_for_stdout("ready");
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| busy.wait_until_alone()));
+    let payload = outcome.expect_err("its child never ends");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("still had children within 1 s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("reap every child with waitpid"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -131,6 +131,64 @@ fn main() {
                 println!("{key}={}", std::env::var(key).unwrap_or_default());
             }
         }
+        "private-msgq" => {
+            // An IPC_PRIVATE queue this process sends on (lspid = us), never removed.
+            let id = private_queue();
+            let message: [libc::c_long; 2] = [1, 0];
+            // SAFETY: msgsnd reads one long (the type) and 1 byte of text
+            // from a buffer of two longs.
+            let sent = unsafe { libc::msgsnd(id, message.as_ptr().cast(), 1, 0) };
+            assert!(sent == 0, "msgsnd failed");
+        }
+        "private-msgq-quiet" => {
+            // An IPC_PRIVATE queue never used: only its announcement tells.
+            println!("made queue {}", private_queue());
+        }
+        "own-key-msgq" => {
+            // A queue under a key of the program's own choosing, as ipcmk does.
+            let key = 0x7e00_0000 | (std::process::id() as libc::key_t & 0x00ff_ffff);
+            // SAFETY: msgget with a key and flags only.
+            let id = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+            assert!(id >= 0, "msgget failed");
+            println!("Message queue id: {id}");
+        }
+        "say" => println!("{}", arg(1)),
+        "caps" => {
+            let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+            for line in status.lines().filter(|l| l.starts_with("CapEff:")) {
+                println!("{line}");
+            }
+        }
+        "reap-then-block" => {
+            let child = fork();
+            if child == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+                // SAFETY: _exit in the child after fork.
+                unsafe { libc::_exit(0) };
+            }
+            // SAFETY: waitpid on our own child with a null status.
+            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+            block_in_read();
+        }
+        "child-and-block" => {
+            if fork() == 0 {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            println!("ready");
+            block_in_read();
+        }
+        "ready-and-block" => {
+            println!("ready");
+            block_in_read();
+        }
+        "msgq-and-block" => {
+            let key = ftok(&arg(1));
+            // SAFETY: msgget with a key and flags only.
+            let id = unsafe { libc::msgget(key, libc::IPC_CREAT | 0o600) };
+            assert!(id >= 0, "msgget failed");
+            println!("ready");
+            block_in_read();
+        }
         _ => {
             eprintln!("usage: misbehave WHAT [ARG]");
             std::process::exit(2);
@@ -153,4 +211,24 @@ fn ftok(path: &str) -> libc::key_t {
     let key = unsafe { libc::ftok(path.as_ptr(), 1) };
     assert!(key != -1, "ftok failed");
     key
+}
+
+/// A new IPC_PRIVATE message queue.
+fn private_queue() -> i32 {
+    // SAFETY: msgget with a key and flags only.
+    let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0, "msgget failed");
+    id
+}
+
+/// Blocks for ever in read(2) on a pipe whose write end this process holds.
+fn block_in_read() -> ! {
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two-element array.
+    assert!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read(2) into one byte we own.
+        unsafe { libc::read(fds[0], (&raw mut byte).cast(), 1) };
+    }
 }

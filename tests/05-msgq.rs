@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Background, Cmd, Lab, Run, Sandbox, SysvKind, assert_transcript};
+use grader::{Cmd, Lab, Run, Running, Sandbox, SysvKind, assert_transcript};
 
 const CHAPTER: &str = "05-msgq.md";
 
@@ -26,6 +26,9 @@ const CHAPTER: &str = "05-msgq.md";
 const HANG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the test's own client or server waits for the other side.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the lab's server gets for each step: to say it listens, to
+/// reap its children, to stop once asked.
+const SERVER_TIMEOUT: Duration = grader::DEFAULT_TIMEOUT;
 
 const TASK_1: &str = "Task 1: keys and queues";
 const TASK_2: &str = "Task 2: send and receive";
@@ -677,10 +680,10 @@ fn a_blocked_receiver_wakes_with_eidrm_when_the_queue_is_removed() {
             "the receiver never returned from msgrcv after the queue was removed: \
              msgrcv fails with EIDRM then; return that error",
         )
-        .spawn_background();
-    receiver.wait_until_blocked_in(libc::SYS_msgrcv);
+        .start();
+    receiver.wait_until_blocked_in(libc::SYS_msgrcv, HANG_TIMEOUT);
     raw::remove(id);
-    let run = receiver.wait();
+    let run = receiver.wait(HANG_TIMEOUT);
     if !run.stderr.contains("EIDRM") {
         run.fail(
             "did not report EIDRM when the queue was removed under the receiver",
@@ -704,10 +707,10 @@ fn a_blocked_sender_waits_until_there_is_room() {
              a blocked msgsnd goes on as soon as there is room",
         )
         .keep_sysv_objects()
-        .spawn_background();
-    sender.wait_until_blocked_in(libc::SYS_msgsnd);
+        .start();
+    sender.wait_until_blocked_in(libc::SYS_msgsnd, HANG_TIMEOUT);
     let first = raw::receive(id, 0, REPLY_TIMEOUT);
-    let run = sender.wait();
+    let run = sender.wait(HANG_TIMEOUT);
     run.expect_success();
     let second = raw::receive(id, 0, REPLY_TIMEOUT);
     let texts =
@@ -1162,7 +1165,7 @@ fn client_gives_up_at_its_time_limit_and_removes_its_queue() {
 
 /// The lab's server, started on the key of a fresh sandbox and listening.
 /// Returns it, its queue's identifier, and the key.
-fn start_server(args: &[&str]) -> (Background, libc::c_int, libc::c_int) {
+fn start_server(args: &[&str]) -> (Running, libc::c_int, libc::c_int) {
     let sandbox = sandbox();
     let key = sandbox.key(1);
     let mut server = lab()
@@ -1174,15 +1177,15 @@ fn start_server(args: &[&str]) -> (Background, libc::c_int, libc::c_int) {
              be installed without SA_RESTART and only set a flag; msgrcv then fails with \
              EINTR, and the loop checks the flag",
         )
-        .spawn_background();
-    let log = server.wait_for_stdout("server: listening on queue ");
+        .start();
+    let log = server.wait_for_stdout("server: listening on queue ", SERVER_TIMEOUT);
     let id = number_after(&log, "server: listening on queue ").unwrap_or(-1) as libc::c_int;
     (server, id, key)
 }
 
 /// Kills the server and fails the test with what it printed. If it had
 /// ended already, says so, and why when its last words tell.
-fn fail_with_server(server: Background, what: String, why: &str) -> ! {
+fn fail_with_server(server: Running, what: String, why: &str) -> ! {
     let run = server.kill();
     if run.signal() == Some(libc::SIGKILL) {
         run.fail(what, why);
@@ -1212,11 +1215,7 @@ fn fail_with_server(server: Background, what: String, why: &str) -> ! {
 
 /// Asks the server for something with the test's own client (the notes'
 /// client), failing the test with the server's output if it goes wrong.
-fn ask(
-    server: Background,
-    key: libc::c_int,
-    request_type: libc::c_long,
-) -> (Background, raw::Reply) {
+fn ask(server: Running, key: libc::c_int, request_type: libc::c_long) -> (Running, raw::Reply) {
     match raw::ask(key, request_type) {
         Ok(reply) => (server, reply),
         Err(problem) => fail_with_server(
@@ -1231,11 +1230,11 @@ fn ask(
 
 /// Stops the server with `signal` once it is idle (every child reaped,
 /// blocked in msgrcv), and returns its checked run.
-fn stop_server(mut server: Background, signal: libc::c_int) -> Run {
-    server.wait_until_alone();
-    server.wait_until_blocked_in(libc::SYS_msgrcv);
+fn stop_server(mut server: Running, signal: libc::c_int) -> Run {
+    server.wait_until_alone(SERVER_TIMEOUT);
+    server.wait_until_blocked_in(libc::SYS_msgrcv, SERVER_TIMEOUT);
     server.signal(signal);
-    let run = server.wait_unchecked();
+    let run = server.wait_unchecked(SERVER_TIMEOUT);
     if run.signal() == Some(signal) {
         run.fail(
             format!("the server was killed by signal {signal} and could not remove its queue"),
@@ -1436,7 +1435,7 @@ fn server_refuses_a_key_that_already_has_a_queue() {
 #[test]
 fn server_stops_when_its_queue_is_removed_under_it() {
     let (mut server, id, _) = start_server(&[]);
-    server.wait_until_blocked_in(libc::SYS_msgrcv);
+    server.wait_until_blocked_in(libc::SYS_msgrcv, SERVER_TIMEOUT);
     if in_path("ipcrm") {
         Cmd::new("ipcrm", Sandbox::new())
             .args(["-q", &id.to_string()])
@@ -1446,7 +1445,7 @@ fn server_stops_when_its_queue_is_removed_under_it() {
         note("ipcrm is not installed: the test removed the queue with msgctl itself");
         raw::remove(id);
     }
-    let run = server.wait();
+    let run = server.wait(SERVER_TIMEOUT);
     if !run.stderr.contains("EIDRM") {
         run.fail(
             "did not report EIDRM when its queue was removed",

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 /// Output beyond this many bytes per stream is read and thrown away, so a
 /// program printing in an endless loop cannot exhaust memory.
-pub(crate) const OUTPUT_LIMIT: usize = 8 << 20;
+const OUTPUT_LIMIT: usize = 8 << 20;
 
 /// What a reader thread has read so far from one pipe.
 #[derive(Debug, Default)]

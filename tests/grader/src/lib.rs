@@ -20,10 +20,13 @@
 //!
 //! A program that runs until it is told to stop (a server) is started in
 //! the background with [`Cmd::start`]: the test watches it
-//! ([`Running::wait_for_stdout`], [`Running::wait_until_blocked`]), sends it
-//! signals, and collects it with [`Running::wait`], which makes the same
-//! checks. If the test fails first, dropping the [`Running`] kills the
-//! program's whole process group.
+//! ([`Running::wait_for_stdout`], [`Running::wait_until_blocked_in`],
+//! [`Running::wait_until_alone`], which fail with a precise message when
+//! the program ends first or is late; [`Running::wait_until_blocked`], which
+//! reports what it saw), sends it signals, and collects it with
+//! [`Running::wait`], which makes the same checks, or [`Running::kill`]. If
+//! the test fails first, dropping the [`Running`] kills the program's whole
+//! process group.
 //!
 //! A suite starts with [`lab!`], which finds the binary under test:
 //!
@@ -46,7 +49,6 @@ mod sandbox;
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
 pub use procfs::SysvKind;
-pub use run::Background;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;

@@ -44,7 +44,24 @@ pub(crate) fn syscall(pid: i32) -> Option<libc::c_long> {
 /// The name of system call number `number` for the calls a blocked lab
 /// program is likely to sit in; `syscall N` for any other.
 pub(crate) fn syscall_name(number: libc::c_long) -> String {
-    let known: &[(libc::c_long, &str)] = &[
+    known_syscall(number)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("syscall {number}"))
+}
+
+/// How messages name system call `number`: its manual page (`msgrcv(2)`),
+/// or `system call N` for a call not in the list.
+pub(crate) fn manual_name(number: libc::c_long) -> String {
+    match known_syscall(number) {
+        Some(name) => format!("{name}(2)"),
+        None => format!("system call {number}"),
+    }
+}
+
+/// The name of system call `number`, if it is one a blocked lab program is
+/// likely to sit in.
+fn known_syscall(number: libc::c_long) -> Option<&'static str> {
+    let known: &[(libc::c_long, &'static str)] = &[
         (libc::SYS_read, "read"),
         (libc::SYS_write, "write"),
         (libc::SYS_readv, "readv"),
@@ -78,8 +95,7 @@ pub(crate) fn syscall_name(number: libc::c_long) -> String {
     known
         .iter()
         .find(|(nr, _)| *nr == number)
-        .map(|(_, name)| name.to_string())
-        .unwrap_or_else(|| format!("syscall {number}"))
+        .map(|(_, name)| *name)
 }
 
 /// Parses `/proc/PID/stat`. The command name is in parentheses and may itself

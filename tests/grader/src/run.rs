@@ -16,9 +16,6 @@ use crate::private::SysvExpectations;
 use crate::running::Running;
 use crate::{DEFAULT_TIMEOUT, Sandbox, SysvKind};
 
-mod background;
-pub use background::Background;
-
 /// Capabilities that let root ignore file permissions (`<linux/capability.h>`).
 const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
 const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
@@ -258,13 +255,15 @@ impl Cmd {
 
     /// Starts the program in the background, for programs that run until
     /// they are told to stop (a server) or that must be watched while they
-    /// run. The program gets the same process group, environment and
-    /// sandbox as with [`Cmd::run`].
+    /// run (a receiver that should block). The program gets the same process
+    /// group, environment and sandbox as with [`Cmd::run`].
     ///
-    /// [`Running::wait`] collects it with the same checks as `run`. A
-    /// `Running` dropped without being waited for (a failing test) kills the
-    /// program's whole process group, so nothing is left behind. The
-    /// timeout set with [`Cmd::timeout`] does not apply: `wait` takes its own.
+    /// [`Running::wait`] collects it with the same checks as `run`;
+    /// [`Running::kill`] kills it and reports what it left. A `Running`
+    /// dropped without either (a failing test) kills the program's whole
+    /// process group and removes what it made, so nothing is left behind.
+    /// The timeout set with [`Cmd::timeout`] does not apply: every wait
+    /// takes its own. [`Cmd::why_if_timeout`] does.
     pub fn start(self) -> Running {
         Running::start(self)
     }

@@ -5,7 +5,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use grader::{Cmd, LeakKind, Run, Sandbox, SysvKind};
+use grader::{Blocked, Cmd, LeakKind, Run, Sandbox, SysvKind};
 
 const MISBEHAVE: &str = env!("CARGO_BIN_EXE_misbehave");
 
@@ -21,12 +21,25 @@ fn failure_of(cmd: Cmd) -> String {
             "the harness accepted a misbehaving run:\n{}",
             run.transcript()
         ),
-        Err(payload) => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default(),
+        Err(payload) => message_of(payload),
     }
+}
+
+/// The message `step` fails the test with, or a failure if it did not fail.
+fn failure_in<T>(step: impl FnOnce() -> T) -> String {
+    match panic::catch_unwind(AssertUnwindSafe(step)) {
+        Ok(_) => panic!("the harness accepted a misbehaving program"),
+        Err(payload) => message_of(payload),
+    }
+}
+
+/// The text of a panic's payload.
+fn message_of(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 fn assert_group_gone(run: &Run) {
@@ -299,7 +312,7 @@ fn a_started_program_and_its_children_are_killed_when_dropped() {
         .start();
     // The parent forks before it sleeps: once it sleeps, both exist.
     let blocked = running.wait_until_blocked(Duration::from_secs(5));
-    assert!(matches!(blocked, grader::Blocked::In(_)), "{blocked:?}");
+    assert!(matches!(blocked, Blocked::In(_)), "{blocked:?}");
     assert_eq!(processes_naming(&dir).len(), 2, "parent and child run");
     drop(running);
     assert!(processes_naming(&dir).is_empty(), "left running after drop");
@@ -307,8 +320,11 @@ fn a_started_program_and_its_children_are_killed_when_dropped() {
 
 #[test]
 fn a_signal_reaches_a_started_program_and_wait_returns_its_transcript() {
-    let running = misbehave(&["wait-for-signal"]).start();
-    assert!(running.wait_for_stdout("ready", Duration::from_secs(5)));
+    let mut running = misbehave(&["wait-for-signal"]).start();
+    assert_eq!(
+        running.wait_for_stdout("ready", Duration::from_secs(5)),
+        "ready\n"
+    );
     running.signal(libc::SIGTERM);
     let run = running.wait(Duration::from_secs(5));
     assert_eq!(run.signal(), Some(libc::SIGTERM));
@@ -322,13 +338,54 @@ fn a_signal_reaches_a_started_program_and_wait_returns_its_transcript() {
 }
 
 #[test]
-fn waiting_for_output_gives_up_when_the_program_exits() {
+fn waiting_for_output_fails_at_once_when_the_program_exits() {
     let started = Instant::now();
-    let running = misbehave(&["ok"]).start();
-    assert!(!running.wait_for_stdout("never printed", Duration::from_secs(5)));
+    let mut running = misbehave(&["ok"]).start();
+    let message = failure_in(|| running.wait_for_stdout("never printed", Duration::from_secs(5)));
     assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(
+        message.contains("printed no `never printed` before it ended (exit status 0)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("why: it ended on its own, before the test was done with it"),
+        "{message}"
+    );
     assert_eq!(running.stdout(), "all good\n");
     running.wait(Duration::from_secs(5)).expect_success();
+}
+
+#[test]
+fn a_program_that_ends_early_is_quoted_by_its_last_words() {
+    let mut running = misbehave(&["no-such-thing"]).start();
+    let message = failure_in(|| running.wait_for_stdout("ready", Duration::from_secs(5)));
+    assert!(
+        message.contains("printed no `ready` before it ended (exit status 2)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("why: it ended on its own, saying `usage: misbehave WHAT [ARG]`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn waiting_for_output_fails_with_the_likely_cause_when_time_runs_out() {
+    let mut running = misbehave(&["ready-and-block"]).start();
+    let message = failure_in(|| running.wait_for_stdout("go", Duration::from_millis(300)));
+    assert!(
+        message.contains("printed no `go` within 0.3 s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("why: it is still running, stuck somewhere else"),
+        "{message}"
+    );
+    let mut running = misbehave(&["ready-and-block"])
+        .why_if_timeout("it never says go")
+        .start();
+    let message = failure_in(|| running.wait_for_stdout("go", Duration::from_millis(300)));
+    assert!(message.contains("why: it never says go"), "{message}");
 }
 
 #[test]
@@ -342,7 +399,7 @@ fn a_program_blocked_opening_a_fifo_is_seen_blocked_in_openat() {
         .start();
     assert_eq!(
         running.wait_until_blocked(Duration::from_secs(5)),
-        grader::Blocked::In("openat".into())
+        Blocked::In("openat".into())
     );
     // A writer arrives: the open completes and the program exits.
     std::fs::OpenOptions::new()
@@ -357,7 +414,7 @@ fn a_program_blocked_opening_a_fifo_is_seen_blocked_in_openat() {
 fn a_program_that_exits_is_not_reported_blocked() {
     let mut running = misbehave(&["ok"]).start();
     let blocked = running.wait_until_blocked(Duration::from_secs(5));
-    assert!(matches!(blocked, grader::Blocked::Exited(_)), "{blocked:?}");
+    assert!(matches!(blocked, Blocked::Exited(_)), "{blocked:?}");
     running.wait(Duration::from_secs(5)).expect_success();
 }
 
@@ -422,16 +479,10 @@ fn a_panic_is_reported_before_the_timeout_it_caused() {
 
 #[test]
 fn a_failing_background_program_reports_its_panic() {
-    let running = misbehave(&["todo"]).start();
-    assert!(!running.wait_for_stdout("ready", Duration::from_secs(5)));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        running.fail("never said it was ready", "it should have")
-    }));
-    let payload = outcome.expect_err("fail() raises");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let mut running = misbehave(&["todo"]).start();
+    let blocked = running.wait_until_blocked(Duration::from_secs(5));
+    assert!(matches!(blocked, Blocked::Exited(_)), "{blocked:?}");
+    let message = failure_in(|| running.fail("never said it was ready", "it should have"));
     assert!(
         message.contains("panicked: not yet implemented: TODO(1)"),
         "{message}"
@@ -590,13 +641,14 @@ fn an_unprivileged_program_has_no_capability() {
 
 #[test]
 fn a_background_program_can_be_watched_blocked_and_signalled() {
-    let mut server = misbehave(&["ready-and-block"])
-        .timeout(Duration::from_secs(5))
-        .spawn_background();
-    assert_eq!(server.wait_for_stdout("ready"), "ready\n");
-    server.wait_until_blocked_in(libc::SYS_read);
+    let mut server = misbehave(&["ready-and-block"]).start();
+    assert_eq!(
+        server.wait_for_stdout("ready", Duration::from_secs(5)),
+        "ready\n"
+    );
+    server.wait_until_blocked_in(libc::SYS_read, Duration::from_secs(5));
     server.signal(libc::SIGTERM);
-    let run = server.wait_unchecked();
+    let run = server.wait_unchecked(Duration::from_secs(5));
     assert_eq!(run.signal(), Some(libc::SIGTERM));
     assert!(!run.timed_out);
     assert_eq!(run.stdout, "ready\n");
@@ -604,21 +656,39 @@ fn a_background_program_can_be_watched_blocked_and_signalled() {
 }
 
 #[test]
-fn a_background_program_that_ends_early_fails_with_its_reason() {
+fn a_background_program_that_panics_fails_the_wait_with_its_panic() {
     let started = Instant::now();
-    let mut server = misbehave(&["todo"]).spawn_background();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| server.wait_for_stdout("ready")));
-    let payload = outcome.expect_err("the program panicked before printing");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let mut server = misbehave(&["todo"]).start();
+    let message = failure_in(|| server.wait_for_stdout("ready", Duration::from_secs(5)));
     assert!(
-        message.contains("printed no `ready` before it ended"),
+        message.contains("panicked: not yet implemented: TODO(1)"),
         "{message}"
     );
     assert!(message.contains("this TODO is not done yet"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let message = failure_in(|| server.wait_until_alone(Duration::from_secs(5)));
+    assert!(
+        message.contains("panicked: not yet implemented"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_program_that_never_blocks_in_the_expected_call_fails_the_wait() {
+    let mut server = misbehave(&["ready-and-block"]).start();
+    let message =
+        failure_in(|| server.wait_until_blocked_in(libc::SYS_msgrcv, Duration::from_millis(300)));
+    assert!(
+        message.contains("never blocked in msgrcv(2) within 0.3 s"),
+        "{message}"
+    );
+    let mut ended = misbehave(&["ok"]).start();
+    let message =
+        failure_in(|| ended.wait_until_blocked_in(libc::SYS_read, Duration::from_secs(5)));
+    assert!(
+        message.contains("never blocked in read(2) before it ended (exit status 0)"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -627,8 +697,8 @@ fn a_killed_background_program_reports_its_queue_and_leaves_nothing() {
     let key_file = sandbox.key_file().to_path_buf();
     let mut server = Cmd::new(MISBEHAVE, sandbox)
         .args(["msgq-and-block".as_ref(), key_file.as_os_str()])
-        .spawn_background();
-    server.wait_for_stdout("ready");
+        .start();
+    server.wait_for_stdout("ready", Duration::from_secs(5));
     let pid = server.pid();
     let run = server.kill();
     assert_eq!(run.signal(), Some(libc::SIGKILL));
@@ -644,8 +714,8 @@ fn dropping_a_background_program_kills_it_and_removes_its_queue() {
     let key = sandbox.key(1);
     let mut server = Cmd::new(MISBEHAVE, sandbox)
         .args(["msgq-and-block".as_ref(), key_file.as_os_str()])
-        .spawn_background();
-    server.wait_for_stdout("ready");
+        .start();
+    server.wait_for_stdout("ready", Duration::from_secs(5));
     let pid = server.pid();
     drop(server);
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -660,22 +730,13 @@ fn dropping_a_background_program_kills_it_and_removes_its_queue() {
 
 #[test]
 fn a_background_program_is_alone_once_its_children_are_reaped() {
-    let mut quiet = misbehave(&["reap-then-block"])
-        .timeout(Duration::from_secs(5))
-        .spawn_background();
-    quiet.wait_until_alone();
+    let mut quiet = misbehave(&["reap-then-block"]).start();
+    quiet.wait_until_alone(Duration::from_secs(5));
     drop(quiet);
     let started = Instant::now();
-    let mut busy = misbehave(&["child-and-block"])
-        .timeout(Duration::from_secs(1))
-        .spawn_background();
-    busy.wait_for_stdout("ready");
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| busy.wait_until_alone()));
-    let payload = outcome.expect_err("its child never ends");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let mut busy = misbehave(&["child-and-block"]).start();
+    busy.wait_for_stdout("ready", Duration::from_secs(5));
+    let message = failure_in(|| busy.wait_until_alone(Duration::from_secs(1)));
     assert!(
         message.contains("still had children within 1 s"),
         "{message}"
@@ -685,4 +746,49 @@ fn a_background_program_is_alone_once_its_children_are_reaped() {
         "{message}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_private_queue_of_a_killed_or_dropped_background_program_is_removed() {
+    // The script announces the queue its program made, then waits.
+    let announcing = || {
+        Cmd::new("sh", Sandbox::new())
+            .args(["-c", r#""$0" private-msgq-quiet; exec sleep 60"#, MISBEHAVE])
+            .announces_sysv_ids(SysvKind::MessageQueue, "made queue ")
+            .start()
+    };
+    let mut killed = announcing();
+    let stdout = killed.wait_for_stdout("\n", Duration::from_secs(5));
+    let id = number_after(&stdout, "made queue ");
+    let run = killed.kill();
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].what, format!("IPC_PRIVATE, id {id}"));
+    assert!(
+        !queue_exists(id),
+        "the killed program's queue was not removed"
+    );
+    let mut dropped = announcing();
+    let stdout = dropped.wait_for_stdout("\n", Duration::from_secs(5));
+    let id = number_after(&stdout, "made queue ");
+    drop(dropped);
+    assert!(
+        !queue_exists(id),
+        "the dropped program's queue was not removed"
+    );
+}
+
+#[test]
+fn a_background_program_keeps_its_queue_for_the_next_run_when_told_to() {
+    let sandbox = Sandbox::new();
+    let key_file = sandbox.key_file().to_path_buf();
+    let mut server = Cmd::new(MISBEHAVE, sandbox)
+        .args(["msgq-and-block".as_ref(), key_file.as_os_str()])
+        .keep_sysv_objects()
+        .start();
+    server.wait_for_stdout("ready", Duration::from_secs(5));
+    let run = server.kill();
+    assert!(run.leaks.is_empty(), "{:?}", run.leaks);
+    let last = Cmd::new(MISBEHAVE, run.sandbox).arg("ok").run_unchecked();
+    assert_eq!(last.leaks.len(), 1, "{:?}", last.leaks);
+    assert_eq!(last.leaks[0].kind, LeakKind::Sysv(SysvKind::MessageQueue));
 }

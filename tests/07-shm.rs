@@ -68,91 +68,22 @@ fn with_key_file(section: &str, command: &str, rest: &[&str]) -> Cmd {
 
 // ---- masking what differs from run to run ---------------------------------
 
-/// The transcript with the key file's name, the segment's identifier and
-/// the process IDs that the script announced (`NAME: pid N`) replaced by
-/// placeholders: `[KEY_FILE]`, `[shmid]`, `[NAME]`.
-fn masked(run: &Run) -> String {
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for line in run.stdout.lines() {
-        if let Some((name, pid)) = line.split_once(": pid ") {
-            names.insert(pid.trim().to_string(), format!("[{name}]"));
-        }
-        if let Some((_, rest)) = line.split_once("shmid ") {
-            let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            names.insert(id, "[shmid]".to_string());
-        }
-    }
-    let mut text = mask_key_file(&run.transcript());
-    for (number, label) in &names {
-        text = replace_number(&text, number, label);
-    }
-    text
-}
-
-/// `[SANDBOX]/ipc-key-N` (N is usually 0) becomes `[KEY_FILE]`.
-fn mask_key_file(text: &str) -> String {
-    const NAME: &str = "[SANDBOX]/ipc-key-";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(NAME) {
-        out.push_str(&rest[..at]);
-        out.push_str("[KEY_FILE]");
-        rest = rest[at + NAME.len()..].trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Replaces every whole number equal to `number` (not part of a longer
-/// number) with `label`.
-fn replace_number(text: &str, number: &str, label: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        out.push_str(if digits == number { label } else { &digits });
-        digits.clear();
-        out.push(c);
-    }
-    out.push_str(if digits == number { label } else { &digits });
-    out
-}
-
-/// Like `grader::assert_transcript!`, on the [`masked`] transcript.
+/// `grader::assert_masked_transcript!` with this suite's identifier.
 macro_rules! assert_masked_transcript {
-    ($run:expr) => {{
-        let run: &Run = &$run;
-        grader::insta::with_settings!({
-            omit_expression => true,
-            description => mask_key_file(&run.description()),
-        }, {
-            grader::insta::assert_snapshot!(masked(run));
-        });
-    }};
+    ($run:expr) => {
+        grader::assert_masked_transcript!($run, "shmid ", "[shmid]")
+    };
 }
 
 /// Fails unless the program reported an error on exactly one line that
 /// starts with `shm: ` and names `errno`, and exited with status 1.
 fn expect_error(run: &Run, errno: &str, why: &str) {
-    let lines: Vec<&str> = run.stderr.lines().collect();
-    let one_line = lines.len() == 1 && lines[0].starts_with("shm: ");
-    if run.code() != Some(1) || !one_line || !run.stderr.contains(errno) {
-        let mut failure = run.failure(format!(
-            "expected one line `shm: …{errno}…` on stderr and exit status 1"
-        ));
-        failure.why = Some(why.to_string());
-        failure.raise();
-    }
+    run.expect_one_line_error("shm", errno, why);
 }
 
 /// Fails unless standard output has `line`.
 fn expect_line(run: &Run, line: &str, why: &str) {
-    if !run.stdout.lines().any(|l| l == line) {
-        run.fail(format!("never printed {line:?}"), why);
-    }
+    run.expect_line(line, why);
 }
 
 // ---- TODO 1: create, open, IPC_STAT ------------------------------------------

@@ -40,6 +40,7 @@
 mod capture;
 mod failure;
 mod leaks;
+mod masks;
 mod private;
 mod procfs;
 mod run;
@@ -139,6 +140,22 @@ macro_rules! assert_transcript {
             description => run.description(),
         }, {
             $crate::insta::assert_snapshot!(run.transcript());
+        });
+    }};
+}
+
+/// Like [`assert_transcript!`], on [`Run::masked_transcript`]: for suites
+/// whose scripts announce pids (`NAME: pid N`) and IPC identifiers.
+/// `grader::assert_masked_transcript!(run, "semid ", "[semid]")`.
+#[macro_export]
+macro_rules! assert_masked_transcript {
+    ($run:expr, $id_marker:expr, $id_label:expr) => {{
+        let run: &$crate::Run = &$run;
+        $crate::insta::with_settings!({
+            omit_expression => true,
+            description => run.masked_description(),
+        }, {
+            $crate::insta::assert_snapshot!(run.masked_transcript($id_marker, $id_label));
         });
     }};
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use grader::{Cmd, Lab, Sandbox, assert_transcript};
+use grader::{Lab, Sandbox, assert_transcript};
 
 const CHAPTER: &str = "02-pipes.md";
 
@@ -101,14 +101,11 @@ fn numbers_stops_quietly_when_the_reader_leaves() {
     let lab = lab();
     // `head` exits after three lines; every later write gets EPIPE. The
     // script is fixed text; the program's path is passed as $0, not spliced.
-    let run = Cmd::new("sh", Sandbox::new())
-        .args([
-            "-c",
+    let run = lab
+        .script_in(
+            Sandbox::new(),
             r#"{ "$0" numbers 1000000; echo "numbers: exit status $?" >&2; } | head -n 3"#,
-        ])
-        .arg(&lab.bin)
-        .alias(&lab.bin, &lab.name)
-        .chapter(CHAPTER)
+        )
         .section("Task 3: when the reader leaves")
         .run();
     run.expect_success();

@@ -308,9 +308,9 @@ fn tee_feeds_two_consumers_without_a_temporary_file() {
     let lab = lab();
     let sandbox = Sandbox::new();
     let (fifo, count) = (sandbox.path("fifo1"), sandbox.path("count"));
-    let run = Cmd::new("sh", sandbox)
-        .arg("-c")
-        .arg(
+    let run = lab
+        .script_in(
+            sandbox,
             r#"mkfifo "$1"
 wc -l < "$1" > "$2" &
 seq 1 100000 | "$0" tee "$1" | tail -n 1
@@ -321,10 +321,8 @@ wait
 echo "the FIFO's reader counted $(cat "$2") lines"
 rm "$1""#,
         )
-        .arg(&lab.bin)
         .arg(&fifo)
         .arg(&count)
-        .alias(&lab.bin, &lab.name)
         .timeout(HANG_TIMEOUT)
         .why_if_timeout(
             "a consumer never saw end-of-file, or tee blocked: open the FIFO in blocking mode, \
@@ -346,9 +344,9 @@ fn tee_reports_epipe_when_the_fifo_reader_leaves() {
     let lab = lab();
     let sandbox = Sandbox::new();
     let fifo = sandbox.path("fifo1");
-    let run = Cmd::new("sh", sandbox)
-        .arg("-c")
-        .arg(
+    let run = lab
+        .script_in(
+            sandbox,
             r#"mkfifo "$1"
 head -c 10 < "$1" > /dev/null &
 { seq 1 1000000; echo "seq: exit status $?" >&2; } | "$0" tee "$1" > /dev/null
@@ -358,11 +356,8 @@ exec 3<> "$1"; exec 3<&-
 wait
 rm "$1""#,
         )
-        .arg(&lab.bin)
         .arg(&fifo)
-        .alias(&lab.bin, &lab.name)
         .timeout(HANG_TIMEOUT)
-        .chapter(CHAPTER)
         .section(TASK_3)
         .run();
     run.expect_success();

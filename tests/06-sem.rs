@@ -43,13 +43,9 @@ fn script_in(sandbox: Sandbox, section: &str, text: &str) -> Cmd {
     let key_file = sandbox.key_file().to_path_buf();
     // The scripts' own FIFO, through which a holder says it holds the lock.
     let handshake = sandbox.path("holding");
-    Cmd::new("sh", sandbox)
+    lab.script_in(sandbox, text)
         .keeps(handshake)
-        .args(["-c", text])
-        .arg(&lab.bin)
         .arg(key_file)
-        .alias(&lab.bin, &lab.name)
-        .chapter(CHAPTER)
         .section(section)
         .timeout(SCRIPT_TIMEOUT)
         .why_if_timeout(STUCK)

@@ -45,12 +45,8 @@ fn script(section: &str, text: &str) -> Cmd {
 fn script_in(sandbox: Sandbox, section: &str, text: &str) -> Cmd {
     let lab = lab();
     let key_file = sandbox.key_file().to_path_buf();
-    Cmd::new("sh", sandbox)
-        .args(["-c", text])
-        .arg(&lab.bin)
+    lab.script_in(sandbox, text)
         .arg(key_file)
-        .alias(&lab.bin, &lab.name)
-        .chapter(CHAPTER)
         .section(section)
         .timeout(TIMEOUT)
 }

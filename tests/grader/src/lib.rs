@@ -113,6 +113,19 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// `sh -c SCRIPT PROGRAM` in `sandbox`: a fixed test script that runs
+    /// the lab's program as `"$0"` (never spliced into the text), shown by
+    /// its name in transcripts. Further arguments become `"$1"`, `"$2"` ….
+    pub fn script_in(&self, sandbox: Sandbox, script: &str) -> Cmd {
+        Cmd::new("sh", sandbox)
+            .args(["-c", script])
+            .arg(&self.bin)
+            .alias(&self.bin, &self.name)
+            .chapter(&self.chapter)
+    }
+}
+
 /// The [`Lab`] of the package whose test is being compiled: its binary has
 /// the package's name (the lab `pipes`, or the reference `pipes-solution`).
 ///

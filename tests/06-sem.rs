@@ -358,24 +358,29 @@ fn counts(run: &Run) -> Option<(u64, u64)> {
     Some((total.parse().ok()?, expected.parse().ok()?))
 }
 
-#[test]
-fn mutex_keeps_every_increment() {
+/// `sem count KEY_FILE COUNTER --procs 4 --times 1000 EXTRA…` in a fresh
+/// sandbox: four workers adding 1 a thousand times each.
+fn count(extra: &[&str]) -> Cmd {
     let sandbox = Sandbox::new();
     let key_file = sandbox.key_file().to_path_buf();
     let counter = sandbox.path("counter");
-    let run = lab()
-        .cmd_in(
-            sandbox,
-            [
-                "count".into(),
-                key_file.into_os_string(),
-                counter.into_os_string(),
-                "--procs".into(),
-                "4".into(),
-                "--times".into(),
-                "1000".into(),
-            ],
-        )
+    let mut args = vec![
+        "count".into(),
+        key_file.into_os_string(),
+        counter.into_os_string(),
+    ];
+    args.extend(
+        ["--procs", "4", "--times", "1000"]
+            .iter()
+            .chain(extra)
+            .map(Into::into),
+    );
+    lab().cmd_in(sandbox, args)
+}
+
+#[test]
+fn mutex_keeps_every_increment() {
+    let run = count(&[])
         .section(TASK_3)
         .why_if_timeout(
             "the workers deadlocked: every P needs its V, on the same semaphore, even \
@@ -402,25 +407,7 @@ fn mutex_keeps_every_increment() {
 fn counter_without_the_lock_runs_every_worker() {
     // Without the lock the total depends on the scheduler: a lower total
     // is the expected outcome, but never certain. Grade what is certain.
-    let sandbox = Sandbox::new();
-    let key_file = sandbox.key_file().to_path_buf();
-    let counter = sandbox.path("counter");
-    let run = lab()
-        .cmd_in(
-            sandbox,
-            [
-                "count".into(),
-                key_file.into_os_string(),
-                counter.into_os_string(),
-                "--procs".into(),
-                "4".into(),
-                "--times".into(),
-                "1000".into(),
-                "--no-lock".into(),
-            ],
-        )
-        .section(TASK_3)
-        .run();
+    let run = count(&["--no-lock"]).section(TASK_3).run();
     run.expect_success();
     match counts(&run) {
         Some((total, 4000)) if (1..=4000).contains(&total) => {

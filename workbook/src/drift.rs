@@ -11,7 +11,7 @@
 //!   items path by path (the solution may group its imports differently);
 //! * the solution may add private items, but no public ones;
 //! * every function body of the lab contains `todo!`;
-//! * both `src/main.rs` are a single call to `<crate>::cli::main()`;
+//! * both `src/main.rs` include `lib.rs` as `mod lab` and call `lab::cli::main()`;
 //! * both `Cargo.toml` declare the same dependencies and the same grading
 //!   test target, under the conventional package names;
 //! * the `// TODO(N)` markers match the `[[todo]]` tasks of `lab.toml`.
@@ -85,14 +85,11 @@ pub fn check_lab(ws: &Workspace, lab: &Lab) -> Vec<String> {
             problems.push(format!("{}: mod cli: {problem}", sol_rel.display()));
         }
     }
-    for (dir, crate_name) in [
-        (&lab_dir, lab.crate_name()),
-        (&sol_dir, lab.solution_crate_name()),
-    ] {
+    for dir in [&lab_dir, &sol_dir] {
         let main = dir.join("src/main.rs");
         let file =
             read(ws, &main, &mut problems).and_then(|src| parse(ws, &main, &src, &mut problems));
-        if let Some(Err(problem)) = file.map(|file| main_call(&file, &crate_name)) {
+        if let Some(Err(problem)) = file.map(|file| main_call(&file)) {
             problems.push(format!("{}: {problem}", ws.relative(&main).display()));
         }
     }
@@ -564,13 +561,24 @@ fn tidy(node: &impl ToTokens) -> String {
     text
 }
 
-/// Checks that `main.rs` is exactly `fn main() { <crate>::cli::main() }`.
-pub fn main_call(file: &File, crate_name: &str) -> Result<(), String> {
-    let expected = format!("{crate_name}::cli::main");
-    let complaint = || format!("must be a single call to `{expected}()` inside `fn main`");
-    let [Item::Fn(main)] = file.items.as_slice() else {
+/// Checks that `main.rs` is exactly the shipped entry point: the lab's code
+/// included as a module (`#[path = "lib.rs"] pub mod lab;`) and
+/// `fn main() { lab::cli::main() }`.
+pub fn main_call(file: &File) -> Result<(), String> {
+    let complaint = || {
+        "must be `#[path = \"lib.rs\"] pub mod lab;` and a single call to `lab::cli::main()` \
+         inside `fn main`"
+            .to_string()
+    };
+    let [Item::Mod(module), Item::Fn(main)] = file.items.as_slice() else {
         return Err(complaint());
     };
+    if module.ident != "lab"
+        || module.content.is_some()
+        || path_attr(&module.attrs).as_deref() != Some("lib.rs")
+    {
+        return Err(complaint());
+    }
     if main.sig.ident != "main" || !main.sig.inputs.is_empty() {
         return Err(complaint());
     }
@@ -589,10 +597,24 @@ pub fn main_call(file: &File, crate_name: &str) -> Result<(), String> {
         .iter()
         .map(|s| s.ident.to_string())
         .collect();
-    if segments.join("::") != expected || !call.args.is_empty() {
+    if segments.join("::") != "lab::cli::main" || !call.args.is_empty() {
         return Err(complaint());
     }
     Ok(())
+}
+
+/// The value of a `#[path = "…"]` attribute among `attrs`, if there is one.
+fn path_attr(attrs: &[Attribute]) -> Option<String> {
+    attrs.iter().find_map(|attr| match &attr.meta {
+        Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+            Expr::Lit(lit) => match &lit.lit {
+                Lit::Str(s) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// Checks that the solution's `mod cli` has a `#[path]` leading to
@@ -1011,18 +1033,18 @@ impl PipeLimits {
 
     #[test]
     fn main_must_be_one_call_to_the_cli() {
-        let ok = syn::parse_file("fn main() {\n    pipes::cli::main()\n}\n").expect("parses");
-        assert_eq!(main_call(&ok, "pipes"), Ok(()));
-        let ok = syn::parse_file("//! Doc.\nfn main() { pipes::cli::main(); }").expect("parses");
-        assert_eq!(main_call(&ok, "pipes"), Ok(()));
+        let shipped = "//! Doc.\n#[path = \"lib.rs\"]\npub mod lab;\n\nfn main() -> ExitCode {\n    lab::cli::main()\n}\n";
+        let ok = syn::parse_file(shipped).expect("parses");
+        assert_eq!(main_call(&ok), Ok(()));
         for bad in [
-            "fn main() { pipes::cli::main(); println!() }",
-            "fn main() { pipes_solution::cli::main() }",
-            "fn main() { pipes::cli::main(1) }",
-            "use pipes::cli;\nfn main() { cli::main() }",
+            "fn main() { lab::cli::main() }",
+            "#[path = \"lib.rs\"] pub mod lab; fn main() { lab::cli::main(); println!() }",
+            "#[path = \"other.rs\"] pub mod lab; fn main() { lab::cli::main() }",
+            "#[path = \"lib.rs\"] pub mod lab; fn main() { lab::cli::main(1) }",
+            "#[path = \"lib.rs\"] pub mod lab; use lab::cli; fn main() { cli::main() }",
         ] {
             let file = syn::parse_file(bad).expect("parses");
-            assert!(main_call(&file, "pipes").is_err(), "{bad}");
+            assert!(main_call(&file).is_err(), "{bad}");
         }
     }
 

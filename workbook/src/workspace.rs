@@ -213,16 +213,6 @@ impl Lab {
     pub fn test_target(&self) -> &str {
         &self.topic
     }
-
-    /// The student's library crate as written in Rust paths, e.g. `pipes`.
-    pub fn crate_name(&self) -> String {
-        self.topic.replace('-', "_")
-    }
-
-    /// The solution's library crate as written in Rust paths, e.g. `pipes_solution`.
-    pub fn solution_crate_name(&self) -> String {
-        format!("{}_solution", self.crate_name())
-    }
 }
 
 /// True when `dir` has a workspace `Cargo.toml` and a `labs/` directory.
@@ -323,9 +313,7 @@ mod tests {
         let lab = Lab::from_dir_name("05-sysv-msg").expect("valid name");
         assert_eq!(lab.number, "05");
         assert_eq!(lab.topic, "sysv-msg");
-        assert_eq!(lab.crate_name(), "sysv_msg");
         assert_eq!(lab.solution_package(), "sysv-msg-solution");
-        assert_eq!(lab.solution_crate_name(), "sysv_msg_solution");
         assert!(Lab::from_dir_name("pipes").is_none());
         assert!(Lab::from_dir_name("xx-pipes").is_none());
         assert!(Lab::from_dir_name("02-").is_none());

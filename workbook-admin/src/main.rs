@@ -1,5 +1,5 @@
-//! `cargo workbook verify | manifest | handout`: the course CLI's commands
-//! for course authors and instructors.
+//! `cargo workbook verify | manifest | handout | mistakes`: the course
+//! CLI's commands for course authors and instructors.
 //!
 //! They live apart from the student commands (package `workbook`) because
 //! they need heavier dependencies (a Rust parser for the drift check, clap,
@@ -10,7 +10,9 @@
 //! like the solutions.
 
 mod drift;
+mod guide;
 mod handout;
+mod mistakes;
 mod verify;
 
 use std::path::PathBuf;
@@ -79,6 +81,40 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 10)]
         points: u32,
     },
+    /// List a lab's classic mistakes, or prove that its suite catches them
+    /// (for course authors)
+    ///
+    /// Each lab keeps its classic mistakes in solutions/NN-topic/mistakes.toml:
+    /// small changes to the reference solution, each with the tests that must
+    /// catch it and a phrase their failure must contain. Without --run, lists
+    /// them: name, what it gets wrong, which tests catch it.
+    ///
+    /// --run applies each mistake to a scratch copy of the solution (under the
+    /// target directory, never the checkout), runs the tests it names --repeat
+    /// times at once, and fails unless every run of every one fails with the
+    /// phrase, in time, leaving no process, sandbox or IPC object behind. It
+    /// also checks the quote files the book's Pitfalls include
+    /// (book/src/mistakes/NN-topic/NAME.txt) and the grading guide's examples
+    /// (book/src/generated/) against the runs; --write rewrites them.
+    /// `verify` runs the same checks for every lab (step `mistakes`).
+    ///
+    /// Exit status: 0 when every mistake is caught as promised, 1 otherwise.
+    Mistakes {
+        /// The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`);
+        /// all labs when omitted
+        lab: Option<String>,
+        /// Run the mistakes, not only list them
+        #[arg(long)]
+        run: bool,
+        /// Run them, and rewrite the quote files and the grading guide's
+        /// examples from the runs
+        #[arg(long)]
+        write: bool,
+        /// Runs of each mistake's tests (verify makes 5)
+        #[arg(long, value_name = "N", default_value_t = mistakes::REPEAT as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +140,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 points,
             };
             handout::run(&ws, &options, &cwd)
+        }
+        Command::Mistakes {
+            lab,
+            run,
+            write,
+            repeat,
+        } => {
+            let options = mistakes::Options {
+                run,
+                write,
+                repeat: repeat as usize,
+            };
+            mistakes::command(&ws, lab.as_deref(), options)
         }
     }
 }

@@ -259,7 +259,7 @@ Options:
 ];
 
 /// The commands of course authors and instructors, run by `workbook-admin`.
-const ADMIN: [(&str, &str); 3] = [
+const ADMIN: [(&str, &str); 4] = [
     ("verify", "Run every check CI runs on the course"),
     (
         "manifest",
@@ -268,6 +268,10 @@ const ADMIN: [(&str, &str); 3] = [
     (
         "handout",
         "Make the repository students get, without the solutions",
+    ),
+    (
+        "mistakes",
+        "List a lab's classic mistakes, or prove its suite catches them",
     ),
 ];
 

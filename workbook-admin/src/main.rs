@@ -1,5 +1,5 @@
-//! `cargo workbook verify | manifest | handout | mistakes`: the course
-//! CLI's commands for course authors and instructors.
+//! `cargo workbook verify | manifest | handout | mistakes | measure`: the
+//! course CLI's commands for course authors and instructors.
 //!
 //! They live apart from the student commands (package `workbook`) because
 //! they need heavier dependencies (a Rust parser for the drift check, clap,
@@ -12,6 +12,7 @@
 mod drift;
 mod guide;
 mod handout;
+mod measure;
 mod mistakes;
 mod verify;
 
@@ -115,6 +116,23 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
     },
+    /// Time the student's edit → test loop in every lab (for course authors)
+    ///
+    /// For each lab, in copies under the target directory: the cold build
+    /// (`cargo test --no-run` in the lab with an empty target directory), the
+    /// median of 5 `cargo test` runs after a one-line edit of src/lib.rs on the
+    /// stub and on the lab solved (the solution's src/lib.rs put in the lab),
+    /// the median of 5 runs of the solved suite alone, and which targets an
+    /// edit rebuilt. Prints a table; the figures depend on this machine and
+    /// its load. Not a test: it fails only when something cannot be measured.
+    Measure {
+        /// The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`);
+        /// all labs when omitted
+        lab: Option<String>,
+        /// Leave out the cold builds (a minute or more per lab)
+        #[arg(long)]
+        no_cold: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             mistakes::command(&ws, lab.as_deref(), options)
         }
+        Command::Measure { lab, no_cold } => measure::command(&ws, lab.as_deref(), !no_cold),
     }
 }
 

@@ -259,7 +259,7 @@ Options:
 ];
 
 /// The commands of course authors and instructors, run by `workbook-admin`.
-const ADMIN: [(&str, &str); 4] = [
+const ADMIN: [(&str, &str); 5] = [
     ("verify", "Run every check CI runs on the course"),
     (
         "manifest",
@@ -272,6 +272,10 @@ const ADMIN: [(&str, &str); 4] = [
     (
         "mistakes",
         "List a lab's classic mistakes, or prove its suite catches them",
+    ),
+    (
+        "measure",
+        "Time the student's edit → test loop in every lab",
     ),
 ];
 

@@ -851,7 +851,7 @@ pub fn mask(text: &str, tmp: &Path, pid: u32) -> String {
 
 /// The scratch workspace's manifest: the course's, with `members` the
 /// mistake crates and no `default-members`.
-fn scratch_manifest(course: &str, members: &[String]) -> Result<String> {
+pub(crate) fn scratch_manifest(course: &str, members: &[String]) -> Result<String> {
     let mut table: toml::Table = course
         .parse()
         .context("the workspace Cargo.toml is not TOML")?;
@@ -871,7 +871,7 @@ fn scratch_manifest(course: &str, members: &[String]) -> Result<String> {
 
 /// Copies the solution crate `from` to `to` (sources and manifest; not
 /// `target/` or hidden files), leaving files that are the same untouched.
-fn copy_crate(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_crate(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     for entry in fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", from.display()))?;

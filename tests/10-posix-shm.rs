@@ -1912,10 +1912,10 @@ const PEER_PY: &str = r#"
 import sys
 from multiprocessing import resource_tracker, shared_memory
 
-# Before Python 3.13, every SharedMemory is registered with a resource
-# tracker that shm_unlink()s it when Python exits, even one that another
-# program made (cpython issue 82300). These objects are the lab's to
-# remove: keep the tracker out of it.
+# By default, every SharedMemory is registered with a resource tracker
+# that shm_unlink()s it when Python exits, even one that another program
+# made (cpython issue 82300; Python 3.13 added track=False). These objects
+# are the lab's to remove: keep the tracker out of it, on every version.
 resource_tracker.register = lambda name, rtype: None
 
 name, text, new = (arg.lstrip("/") for arg in sys.argv[1:4])

@@ -42,7 +42,7 @@ use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering, fence};
 use std::time::Duration;
 
 use libc::c_int;
@@ -122,7 +122,10 @@ impl Mapping {
         let start = self.check(offset, buf.len())?;
         for (i, byte) in buf.iter_mut().enumerate() {
             // SAFETY: in bounds (checked), mapped while `self` lives, and
-            // every access to these bytes in this process is atomic.
+            // every access to these bytes in this process is atomic. On a
+            // read-only mapping only relaxed loads of one byte are made,
+            // which the standard library allows on read-only memory
+            // (std::sync::atomic, "Atomic accesses to read-only memory").
             *byte = unsafe { AtomicU8::from_ptr(start.add(i)) }.load(Ordering::Relaxed);
         }
         Ok(())
@@ -143,18 +146,22 @@ impl Mapping {
         Ok(())
     }
 
-    /// Loads the 4-byte word at `offset` (a multiple of 4) with
-    /// `Ordering::Acquire`: everything the process that stored it did
-    /// before its `Release` store is visible after this load. This is how
-    /// an opener checks that a creator published a block (its magic word).
+    /// Loads the 4-byte word at `offset` (a multiple of 4) with acquire
+    /// ordering: everything the process that stored it did before its
+    /// `Release` store is visible after this load. This is how an opener
+    /// checks that a creator published a block (its magic word).
     pub fn load_u32(&self, offset: usize) -> nix::Result<u32> {
         let start = self.check(offset, 4)?;
         if offset % 4 != 0 {
             return Err(Errno::EINVAL);
         }
         // SAFETY: in bounds and 4-aligned (the mapping is page-aligned);
-        // only ever accessed atomically in this process.
-        Ok(unsafe { AtomicU32::from_ptr(start.cast::<u32>()) }.load(Ordering::Acquire))
+        // only ever accessed atomically in this process; a relaxed load,
+        // allowed even on a read-only mapping.
+        let word = unsafe { AtomicU32::from_ptr(start.cast::<u32>()) }.load(Ordering::Relaxed);
+        // A relaxed load followed by an acquire fence is an acquire load.
+        fence(Ordering::Acquire);
+        Ok(word)
     }
 
     /// The address of byte `offset`, if `count` bytes from there fit.
@@ -222,9 +229,7 @@ impl<T: SharedLayout> Shared<T> {
         if !mapping.is_writable() {
             return Err(Errno::EACCES);
         }
-        if mapping.len() < size_of::<T>()
-            || mapping.addr.as_ptr().align_offset(align_of::<T>()) != 0
-        {
+        if mapping.len() < size_of::<T>() || !mapping.addr.as_ptr().cast::<T>().is_aligned() {
             return Err(Errno::EINVAL);
         }
         Ok(Shared {

@@ -629,6 +629,7 @@ fn python_opens_the_labs_object_by_name_and_back() {
     let python = in_path("python3");
     let text = if python {
         r#"
+set -e
 "$0" create "$1" 4096 >/dev/null
 "$0" write "$1" "$2"
 python3 -c "$PEER_PY" "$1" "$3" "$1-py"

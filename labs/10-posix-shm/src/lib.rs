@@ -126,11 +126,12 @@ pub fn sem_create(name: &str, value: u32, mode: u32) -> anyhow::Result<NamedSema
 /// `timeout` if one is given (`sem_timedwait` with a [`Deadline`] made once,
 /// before the first wait), else for as long as it takes (`sem_wait`).
 ///
-/// A signal handler that runs while it sleeps makes the call fail with
-/// `EINTR`, having taken nothing, whether or not the handler was installed
-/// with `SA_RESTART` (Linux restarts `sem_wait`, but not `sem_timedwait`).
-/// Call `interrupted()` and wait again, until the same deadline. Errors:
-/// `ETIMEDOUT` as `timed out after N ms`; any other errno with context.
+/// A signal handler that runs while it sleeps can make the call fail with
+/// `EINTR`, having taken nothing: always if the handler was installed
+/// without `SA_RESTART`, and for `sem_timedwait` even with it (Linux
+/// restarts only `sem_wait`). Call `interrupted()` and wait again, until
+/// the same deadline. Errors: `ETIMEDOUT` as `timed out after N ms`; any
+/// other errno with context.
 pub fn wait(
     sem: &SharedSemaphore,
     timeout: Option<Duration>,

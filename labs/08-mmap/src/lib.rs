@@ -27,6 +27,7 @@ pub mod cli;
 pub mod gate;
 pub mod mapping;
 
+// ANCHOR: map_file
 /// Returns the page size, `sysconf(_SC_PAGESIZE)`: the unit of every
 /// mapping, and what `mmap` offsets must be multiples of. Never assume 4096.
 /// An error if `sysconf` fails or has no answer.
@@ -63,7 +64,9 @@ pub fn map_file(
     // TODO(1): open, fstat, check the range, mmap.
     todo!("TODO(1): map_file")
 }
+// ANCHOR_END: map_file
 
+// ANCHOR: word_count
 /// What [`word_count`] counted, as `wc` does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -101,7 +104,9 @@ pub fn word_count(path: &Path, window: usize) -> anyhow::Result<Counts> {
     // TODO(2): map window after window, count like wc.
     todo!("TODO(2): word_count")
 }
+// ANCHOR_END: word_count
 
+// ANCHOR: copy_on_write
 /// What the parent of [`copy_on_write`] saw, through its `MAP_SHARED`
 /// mapping and with `read(2)`, at three moments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +151,9 @@ pub fn copy_on_write(path: &Path, text: &[u8]) -> anyhow::Result<CopyOnWrite> {
     // TODO(3): a shared mapping, a private child, a shared child.
     todo!("TODO(3): copy_on_write")
 }
+// ANCHOR_END: copy_on_write
 
+// ANCHOR: faults
 /// What [`faults`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Faults {
@@ -195,7 +202,9 @@ pub fn faults(path: &Path) -> anyhow::Result<Faults> {
     // TODO(4): mprotect then store: SIGSEGV; past the last page: SIGBUS.
     todo!("TODO(4): faults")
 }
+// ANCHOR_END: faults
 
+// ANCHOR: poke
 /// Where [`poke`] mapped the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Poked {
@@ -232,7 +241,9 @@ pub fn view(path: &Path) -> anyhow::Result<Option<Mapping>> {
     // TODO(5): the whole file, MAP_SHARED, read-only.
     todo!("TODO(5): view")
 }
+// ANCHOR_END: poke
 
+// ANCHOR: count
 /// How [`count`]'s children add 1 to the shared total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Increment {
@@ -284,3 +295,4 @@ pub fn count(children: usize, rounds: u64, increment: Increment) -> anyhow::Resu
     // TODO(6): anonymous shared counters, fork, gate, reap.
     todo!("TODO(6): count")
 }
+// ANCHOR_END: count

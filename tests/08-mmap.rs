@@ -768,7 +768,12 @@ fn poke_changes_the_file_in_place() {
     let size = 3 * page + rng.range(1, page as u64) as usize;
     let mut content = rng.printable(size);
     let length = rng.range(1, 30) as usize;
-    let text = String::from_utf8(rng.printable(length)).unwrap_or_else(|_| "poke".into());
+    let mut text = rng.printable(length);
+    // Not an option to the command line: no leading `-`.
+    if text[0] == b'-' {
+        text[0] = b'+';
+    }
+    let text = String::from_utf8(text).unwrap_or_else(|_| "poke".into());
     // An offset inside a page (never on a boundary), past the first page.
     let offset = page * rng.range(1, 2) as usize + rng.range(1, page as u64 - 40) as usize;
     let sandbox = Sandbox::new();

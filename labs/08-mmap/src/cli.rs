@@ -60,8 +60,8 @@ enum Command {
     Cow {
         /// The file to map (at least as long as TEXT).
         file: PathBuf,
-        /// What the children write.
-        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        /// What the children write (it may start with `-`).
+        #[arg(allow_hyphen_values = true, value_parser = NonEmptyStringValueParser::new())]
         text: String,
     },
     /// Show SIGSEGV (a store to a page made read-only with mprotect) and
@@ -77,8 +77,8 @@ enum Command {
         file: PathBuf,
         /// Where to write, in bytes from the start (any offset).
         offset: u64,
-        /// What to write.
-        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        /// What to write (it may start with `-`).
+        #[arg(allow_hyphen_values = true, value_parser = NonEmptyStringValueParser::new())]
         text: String,
     },
     /// Map FILE shared and report, at each SIGUSR1, what changed in it,

@@ -243,7 +243,9 @@ impl Mapping {
     /// parent and its children share. Only for an anonymous, read-write
     /// mapping (`EINVAL` otherwise): a file's pages could lie past its end,
     /// and atomics on read-only pages are undefined behaviour. Every
-    /// process must use these counters through atomic operations only.
+    /// process must use these counters through atomic operations only, and
+    /// all of the same size: no `read_at` of their bytes while another
+    /// process may be adding to them.
     pub fn counters(&self) -> nix::Result<&[AtomicU64]> {
         if !self.anonymous || self.access != Access::ReadWrite {
             return Err(Errno::EINVAL);

@@ -68,7 +68,12 @@ pub fn refresh(
     for (name, text) in files {
         let path = dir(ws).join(name);
         let shown = ws.relative(&path).display().to_string();
-        if fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        // The suite's inputs vary from run to run: so may the numbers.
+        let current = fs::read_to_string(&path).ok();
+        if current
+            .as_deref()
+            .is_some_and(|now| crate::mistakes::runner::same_but_numbers(now, &text))
+        {
             continue;
         }
         if write {

@@ -244,7 +244,7 @@ fn quote_problem(ws: &Workspace, verdict: &Checked, write: bool) -> Result<Optio
     let fresh = current.as_deref().is_some_and(|text| {
         quotes
             .iter()
-            .any(|(q, _)| *q == text.trim_end_matches('\n'))
+            .any(|(q, _)| runner::same_but_numbers(q, text.trim_end_matches('\n')))
     });
     if fresh {
         return Ok(None);

@@ -100,10 +100,11 @@ pub fn command(ws: &Workspace, query: Option<&str>, cold: bool) -> Result<ExitCo
     })
 }
 
-/// The scratch workspace: copies of the labs beside links to the
+/// The scratch workspace: copies of the labs in `labs/` (where the suites
+/// look for a lab's files, e.g. lab 05's C client), beside links to the
 /// checkout's `tests/` and `.config/`.
 fn set_up(ws: &Workspace, scratch: &Path, labs: &[&Lab]) -> Result<()> {
-    fs::create_dir_all(scratch.join("lab"))
+    fs::create_dir_all(scratch.join("labs"))
         .with_context(|| format!("cannot create {}", scratch.display()))?;
     for name in ["tests", ".config"] {
         let link = scratch.join(name);
@@ -111,7 +112,10 @@ fn set_up(ws: &Workspace, scratch: &Path, labs: &[&Lab]) -> Result<()> {
         std::os::unix::fs::symlink(ws.root.join(name), &link)
             .with_context(|| format!("cannot link {}", link.display()))?;
     }
-    let members: Vec<String> = labs.iter().map(|lab| format!("lab/{}", lab.name)).collect();
+    let members: Vec<String> = labs
+        .iter()
+        .map(|lab| format!("labs/{}", lab.name))
+        .collect();
     let manifest = crate::mistakes::runner::scratch_manifest(
         &fs::read_to_string(ws.root.join("Cargo.toml")).context("cannot read Cargo.toml")?,
         &members,
@@ -122,7 +126,7 @@ fn set_up(ws: &Workspace, scratch: &Path, labs: &[&Lab]) -> Result<()> {
         fs::write(scratch.join("Cargo.lock"), lock).context("cannot write Cargo.lock")?;
     }
     for lab in labs {
-        let copy = scratch.join("lab").join(&lab.name);
+        let copy = scratch.join("labs").join(&lab.name);
         let _ = fs::remove_dir_all(&copy);
         crate::mistakes::runner::copy_crate(&ws.lab_dir(lab), &copy)?;
     }
@@ -132,7 +136,7 @@ fn set_up(ws: &Workspace, scratch: &Path, labs: &[&Lab]) -> Result<()> {
 /// Every figure of one lab; what went wrong is kept in `problems`.
 fn measure_lab(ws: &Workspace, scratch: &Path, lab: &Lab, cold: bool) -> Figures {
     let mut figures = Figures::default();
-    let dir = scratch.join("lab").join(&lab.name);
+    let dir = scratch.join("labs").join(&lab.name);
     let lib = dir.join("src/lib.rs");
     let stub = match fs::read_to_string(&lib) {
         Ok(text) => text,

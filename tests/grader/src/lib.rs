@@ -38,6 +38,7 @@
 //! ```
 
 mod capture;
+mod compare;
 mod failure;
 mod leaks;
 mod masks;
@@ -46,6 +47,7 @@ mod procfs;
 mod run;
 mod running;
 mod sandbox;
+mod varied;
 
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
@@ -53,6 +55,7 @@ pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.
 pub use insta;

@@ -2,7 +2,7 @@
 //! print, for tests whose inputs vary from run to run (no snapshot can hold
 //! the expected text).
 
-use crate::Run;
+use crate::{Cmd, Run, Sandbox};
 
 impl Run {
     /// Fails unless standard output is exactly `expected`. The message shows
@@ -16,6 +16,43 @@ impl Run {
             failure.raise();
         }
         self
+    }
+}
+
+impl Run {
+    /// Runs `sh -c script` in `sandbox` and fails unless it printed the same
+    /// standard output and exited the same way as this run, like
+    /// [`Run::expect_same_as_shell`], with a message whose detail lines
+    /// (what the shell did, what the program did, where they first differ)
+    /// can be quoted as they are. The script is fixed test text, never
+    /// input from a program.
+    pub fn expect_as_in_shell(&self, script: &str, sandbox: Sandbox, why: &str) -> &Run {
+        let shell = Cmd::new("sh", sandbox).args(["-c", script]).run();
+        if self.stdout != shell.stdout || self.code() != shell.code() {
+            let mut failure = self.failure("did not do what the shell does");
+            failure.details.push(format!(
+                "the shell, running {script:?}, exited with {}",
+                exit_code(shell.code())
+            ));
+            failure.details.push(format!(
+                "this program exited with {}",
+                exit_code(self.code())
+            ));
+            if self.stdout != shell.stdout {
+                failure.details.extend(difference(&shell.stdout, &self.stdout));
+            }
+            failure.why = Some(why.to_string());
+            failure.raise();
+        }
+        self
+    }
+}
+
+/// "status 3", or "no status (killed by a signal)".
+fn exit_code(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("status {code}"),
+        None => "no status (killed by a signal)".to_string(),
     }
 }
 

@@ -362,7 +362,9 @@ fn pipeline_reports_a_program_that_cannot_run() {
     let expected = format!("pipes: cannot run {missing}: ENOENT: No such file or directory\n");
     if run.stderr != expected {
         let mut failure = run.failure("did not report the failed exec as expected");
-        failure.details.push(format!("expected stderr: {expected:?}"));
+        failure
+            .details
+            .push(format!("expected stderr: {expected:?}"));
         failure.why =
             Some("print `pipes: cannot run PROGRAM: ERRNO` in the child, then _exit(127)".into());
         failure.raise();

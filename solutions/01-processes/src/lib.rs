@@ -8,10 +8,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid, execv, execvp, fork, write};
 
 #[path = "../../../labs/01-processes/src/cli.rs"]
@@ -133,7 +133,11 @@ pub fn greet<W: Write>(out: &mut W, status: u8) -> anyhow::Result<WaitStatus> {
             // _exit skips destructors and atexit handlers: whatever is not
             // flushed by now is lost, which is why we flushed explicitly.
             // A child that could not say its line exits with 255 instead.
-            exit_child(if written.is_ok() { i32::from(status) } else { 255 })
+            exit_child(if written.is_ok() {
+                i32::from(status)
+            } else {
+                255
+            })
         }
         ForkResult::Parent { child } => wait_for(child),
     }

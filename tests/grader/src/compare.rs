@@ -39,7 +39,9 @@ impl Run {
                 exit_code(self.code())
             ));
             if self.stdout != shell.stdout {
-                failure.details.extend(difference(&shell.stdout, &self.stdout));
+                failure
+                    .details
+                    .extend(difference(&shell.stdout, &self.stdout));
             }
             failure.why = Some(why.to_string());
             failure.raise();
@@ -74,9 +76,7 @@ pub(crate) fn difference(expected: &str, actual: &str) -> Vec<String> {
                 show(got.get(at))
             ));
         }
-        None => details.push(
-            "the lines are the same; the newline at the end differs".to_string(),
-        ),
+        None => details.push("the lines are the same; the newline at the end differs".to_string()),
     }
     if want.len() != got.len() {
         details.push(format!(

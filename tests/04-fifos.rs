@@ -207,9 +207,13 @@ fn read_waits_for_a_writer_then_prints_what_the_shell_wrote() {
          writer and returns end-of-file: nothing is read",
     );
     // The chapter's other terminal: `echo hello world > hello`.
-    shell(r#"printf %s "$1" > "$0""#, [fifo.as_os_str(), text.as_ref()], &dir)
-        .run()
-        .expect_success();
+    shell(
+        r#"printf %s "$1" > "$0""#,
+        [fifo.as_os_str(), text.as_ref()],
+        &dir,
+    )
+    .run()
+    .expect_success();
     let run = reader.wait(HANG_TIMEOUT);
     run.expect_success();
     run.expect_lines(&text, "copy everything that comes through the FIFO");
@@ -269,9 +273,7 @@ fn a_nonblocking_open_for_reading_returns_at_once() {
         sandbox,
         &fifo,
         "--nonblock-read",
-        &format!(
-            "{OPENED}read: 0 bytes, end-of-file: no process has the FIFO open for writing\n"
-        ),
+        &format!("{OPENED}read: 0 bytes, end-of-file: no process has the FIFO open for writing\n"),
         "with O_NONBLOCK, open(O_RDONLY) returns at once, and a read with no writer \
          returns 0",
     )
@@ -541,7 +543,9 @@ rm "$1""#,
     let expected = format!("fifos: write to [SANDBOX]/{name}: EPIPE: Broken pipe");
     if !run.stderr.lines().any(|line| line == expected) {
         let mut failure = run.failure("did not report EPIPE as expected");
-        failure.details.push(format!("expected the line {expected:?}"));
+        failure
+            .details
+            .push(format!("expected the line {expected:?}"));
         failure.why =
             Some("return the write error with the context `write to PATH` (the FIFO's)".into());
         failure.raise();
@@ -733,7 +737,11 @@ fn shell_client(server: &mut Running, fifo: &Path, count: u64) -> String {
     )
     .run_unchecked();
     if run.timed_out || run.code() != Some(0) {
-        expect_server_running(server, "before it answered a client", ENDED_BEFORE_ANSWERING);
+        expect_server_running(
+            server,
+            "before it answered a client",
+            ENDED_BEFORE_ANSWERING,
+        );
         let mut failure = run.failure("a shell client got no answer from the server");
         failure
             .details
@@ -873,9 +881,9 @@ fn server_gives_clients_running_at_once_disjoint_ranges() {
     for &(first, last, count) in &ranges {
         if first != expected_first || last.checked_sub(first).map(|gap| gap + 1) != Some(count) {
             let mut failure = server.failure("gave out overlapping or missing numbers");
-            failure.details.push(format!(
-                "(first, last, count) per client: {ranges:?}"
-            ));
+            failure
+                .details
+                .push(format!("(first, last, count) per client: {ranges:?}"));
             failure.why = Some(
                 "each client's numbers start where the previous client's ended: they must \
                  cover 1, 2, 3 … with no gap and no number given twice"

@@ -466,10 +466,10 @@ fn read_reports_permission_denied_at_once() {
 #[test]
 fn tee_feeds_two_consumers_without_a_temporary_file() {
     // The chapter's pipeline: mkfifo fifo1; prog3 < fifo1 &; prog1 | tee fifo1 | prog2.
-    // 100000 lines or more are far more than a FIFO or a pipe holds, so both
+    // 60000 lines or more are far more than a FIFO or a pipe holds, so both
     // consumers must read while tee writes.
     let mut vary = Varied::new();
-    let lines = vary.between(100_000, 200_000);
+    let lines = vary.between(60_000, 120_000);
     let lab = lab();
     let sandbox = Sandbox::new();
     let (fifo, count) = (sandbox.path(&vary.word(5)), sandbox.path("count"));

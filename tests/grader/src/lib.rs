@@ -41,6 +41,7 @@ mod capture;
 mod compare;
 mod failure;
 mod leaks;
+mod maps;
 mod masks;
 mod private;
 mod procfs;
@@ -51,6 +52,7 @@ mod varied;
 
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
+pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};

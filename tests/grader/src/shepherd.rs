@@ -381,7 +381,7 @@ impl Shepherd {
         } else {
             // The sweep is over; the shepherd exits at once and is reaped
             // later, without making the test wait for it.
-            lock_retired().push(self.pid);
+            retire(self.pid);
         }
         self.status
     }
@@ -558,6 +558,36 @@ static RETIRED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::
 
 fn lock_retired() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
     RETIRED.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Hands a shepherd that is about to exit to [`reap_retired`]. The first
+/// time, also registers [`reap_retired_at_exit`], so that the last ones do
+/// not outlive the test process as zombies.
+fn retire(pid: libc::pid_t) {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: atexit(3) with a function that stays valid for the life
+        // of the process.
+        unsafe { libc::atexit(reap_retired_at_exit) };
+    });
+    lock_retired().push(pid);
+}
+
+/// At exit: waits a little for the retired shepherds (each has finished
+/// its sweep and is exiting) and reaps them.
+extern "C" fn reap_retired_at_exit() {
+    let Ok(mut retired) = RETIRED.try_lock() else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !retired.is_empty() && Instant::now() < deadline {
+        retired.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our own child, a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }
+        });
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 /// Reaps the retired shepherds that have exited.

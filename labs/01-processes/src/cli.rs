@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, raise};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use crate::{describe_status, exec_with_fds, fan_out, greet, run_program};
+use super::{describe_status, exec_with_fds, fan_out, greet, run_program};
 
 /// Lab 01: create processes with fork, replace them with exec, reap them
 /// with waitpid.

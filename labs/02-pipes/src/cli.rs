@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nix::sys::wait::WaitStatus;
 
-use crate::{count_in_child, gather_records, pipe_limits, pipeline, write_numbers};
+use super::{count_in_child, gather_records, pipe_limits, pipeline, write_numbers};
 
 /// Lab 02: pipes between related processes.
 #[derive(Parser, Debug)]

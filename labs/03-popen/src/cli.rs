@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 use nix::sys::wait::WaitStatus;
 
-use crate::{Coprocess, Mode, Popen, filter_all, pclose, pipeline, popen, spawn};
+use super::{Coprocess, Mode, Popen, filter_all, pclose, pipeline, popen, spawn};
 
 /// Lab 03: popen, pclose, pipelines and coprocesses, built from pipe, fork,
 /// dup2 and exec.

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use nix::errno::Errno;
 
-use crate::{End, OpenMode, make_fifo, open_fifo, request_numbers, serve, tee_to_fifo};
+use super::{End, OpenMode, make_fifo, open_fifo, request_numbers, serve, tee_to_fifo};
 
 /// Lab 04: FIFOs (named pipes) between unrelated processes.
 #[derive(Parser, Debug)]

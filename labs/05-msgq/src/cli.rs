@@ -24,7 +24,7 @@ use libc::{c_int, c_long};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-use crate::{
+use super::{
     Key, MAX_TEXT, Msqid, ftok, msgctl_rmid, msgctl_stat, msgget, msgrcv, msgsnd, request, serve,
     set_max_bytes,
 };

@@ -32,7 +32,7 @@ use std::mem::{offset_of, size_of};
 
 use libc::{c_int, c_long};
 
-use crate::Msqid;
+use super::Msqid;
 
 // ANCHOR: wire
 /// A request, as C lays it out in memory. `msgsnd` is given its address and

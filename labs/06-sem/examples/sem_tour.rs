@@ -16,7 +16,10 @@ use anyhow::{Context, bail};
 use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid};
-use sem::sysv::{SemSet, sembuf};
+#[path = "../src/sysv.rs"]
+pub mod sysv;
+
+use sysv::{SemSet, sembuf};
 
 fn main() -> anyhow::Result<()> {
     let set = SemSet::create_private(3, 0o600).context("semget(IPC_PRIVATE)")?;

@@ -16,8 +16,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use nix::unistd::{Uid, getegid, geteuid};
 
-use crate::sysv::{self, SemSet};
-use crate::{
+use super::sysv::{self, SemSet};
+use super::{
     PROJ_ID, SetReport, count, create_ready, open_ready, p, p_timeout, report, try_p, v, wait_zero,
 };
 

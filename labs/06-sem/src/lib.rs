@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 
-use crate::sysv::SemSet;
+use self::sysv::SemSet;
 
 pub mod cli;
 pub mod sysv;

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork, getpid};
-use shm::sysv::{self, Segment};
+#[path = "../src/sysv.rs"]
+pub mod sysv;
+
+use sysv::Segment;
 
 fn main() -> anyhow::Result<()> {
     let segment = Segment::create_private(10_000, 0o600).context("shmget(IPC_PRIVATE)")?;

@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getegid, geteuid, getpid};
 
-use crate::sysv::{self, Segment};
-use crate::{Figures, HEADER, PROJ_ID, Step, copy, create, figures, lifecycle, open, read_only};
+use super::sysv::{self, Segment};
+use super::{Figures, HEADER, PROJ_ID, Step, copy, create, figures, lifecycle, open, read_only};
 
 /// Lab 07: System V shared memory.
 #[derive(Parser, Debug)]

@@ -24,7 +24,7 @@ use std::path::Path;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use crate::sysv::{Attachment, Segment, Semaphores};
+use self::sysv::{Attachment, Segment, Semaphores};
 
 pub mod cli;
 pub mod sysv;

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
-use crate::sysv::{SemSet, sembuf};
+use self::sysv::{SemSet, sembuf};
 
 #[path = "../../../labs/06-sem/src/cli.rs"]
 pub mod cli;

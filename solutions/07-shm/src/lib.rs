@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
 
-use crate::sysv::{Attachment, Segment, Semaphores};
+use self::sysv::{Attachment, Segment, Semaphores};
 
 #[path = "../../../labs/07-shm/src/cli.rs"]
 pub mod cli;

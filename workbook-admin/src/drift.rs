@@ -11,10 +11,13 @@
 //!   items path by path (the solution may group its imports differently);
 //! * the solution may add private items, but no public ones;
 //! * every function body of the lab contains `todo!`;
-//! * both `src/main.rs` are a single call to `<crate>::cli::main()`;
+//! * both `src/main.rs` include `lib.rs` as `mod lab` and call `lab::cli::main()`;
 //! * both `Cargo.toml` declare the same dependencies and the same grading
 //!   test target, under the conventional package names;
-//! * the `// TODO(N)` markers match the `[[todo]]` tasks of `lab.toml`.
+//! * the `// TODO(N)` markers match the `[[todo]]` tasks of `lab.toml`, and
+//!   each task lists in `functions` exactly the functions whose stub body is
+//!   `todo!("TODO(N)…")` (methods as `Type::method`): `hint` takes a TODO
+//!   as done once none of them is left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -26,7 +29,7 @@ use syn::{
     Attribute, Expr, File, ImplItem, Item, Lit, Meta, Signature, Stmt, Type, UseTree, Visibility,
 };
 
-use crate::workspace::{Lab, LabToml, Workspace};
+use workbook::workspace::{Lab, LabToml, Workspace};
 
 /// One difference, about one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,14 +88,11 @@ pub fn check_lab(ws: &Workspace, lab: &Lab) -> Vec<String> {
             problems.push(format!("{}: mod cli: {problem}", sol_rel.display()));
         }
     }
-    for (dir, crate_name) in [
-        (&lab_dir, lab.crate_name()),
-        (&sol_dir, lab.solution_crate_name()),
-    ] {
+    for dir in [&lab_dir, &sol_dir] {
         let main = dir.join("src/main.rs");
         let file =
             read(ws, &main, &mut problems).and_then(|src| parse(ws, &main, &src, &mut problems));
-        if let Some(Err(problem)) = file.map(|file| main_call(&file, &crate_name)) {
+        if let Some(Err(problem)) = file.map(|file| main_call(&file)) {
             problems.push(format!("{}: {problem}", ws.relative(&main).display()));
         }
     }
@@ -564,13 +564,24 @@ fn tidy(node: &impl ToTokens) -> String {
     text
 }
 
-/// Checks that `main.rs` is exactly `fn main() { <crate>::cli::main() }`.
-pub fn main_call(file: &File, crate_name: &str) -> Result<(), String> {
-    let expected = format!("{crate_name}::cli::main");
-    let complaint = || format!("must be a single call to `{expected}()` inside `fn main`");
-    let [Item::Fn(main)] = file.items.as_slice() else {
+/// Checks that `main.rs` is exactly the shipped entry point: the lab's code
+/// included as a module (`#[path = "lib.rs"] pub mod lab;`) and
+/// `fn main() { lab::cli::main() }`.
+pub fn main_call(file: &File) -> Result<(), String> {
+    let complaint = || {
+        "must be `#[path = \"lib.rs\"] pub mod lab;` and a single call to `lab::cli::main()` \
+         inside `fn main`"
+            .to_string()
+    };
+    let [Item::Mod(module), Item::Fn(main)] = file.items.as_slice() else {
         return Err(complaint());
     };
+    if module.ident != "lab"
+        || module.content.is_some()
+        || path_attr(&module.attrs).as_deref() != Some("lib.rs")
+    {
+        return Err(complaint());
+    }
     if main.sig.ident != "main" || !main.sig.inputs.is_empty() {
         return Err(complaint());
     }
@@ -589,10 +600,24 @@ pub fn main_call(file: &File, crate_name: &str) -> Result<(), String> {
         .iter()
         .map(|s| s.ident.to_string())
         .collect();
-    if segments.join("::") != expected || !call.args.is_empty() {
+    if segments.join("::") != "lab::cli::main" || !call.args.is_empty() {
         return Err(complaint());
     }
     Ok(())
+}
+
+/// The value of a `#[path = "…"]` attribute among `attrs`, if there is one.
+fn path_attr(attrs: &[Attribute]) -> Option<String> {
+    attrs.iter().find_map(|attr| match &attr.meta {
+        Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+            Expr::Lit(lit) => match &lit.lit {
+                Lit::Str(s) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// Checks that the solution's `mod cli` has a `#[path]` leading to
@@ -794,15 +819,33 @@ fn check_lab_toml(ws: &Workspace, lab: &Lab, lib_src: &str, lib: &File) -> Vec<S
             lib_rel.display()
         ));
     }
-    let functions = function_names(lib);
-    for task in &meta.todo {
-        if !functions.contains(&task.function) {
+    let todos = function_todos(lib);
+    for n in todos.values().flatten().collect::<BTreeSet<_>>() {
+        if !tasks.contains(n) {
             problems.push(format!(
-                "{}: [[todo]] number = {} names function `{}`, which {} does not define",
+                "{}: todo!(\"TODO({n})…\") has no [[todo]] number = {n} in {}",
+                lib_rel.display(),
+                toml_rel.display()
+            ));
+        }
+    }
+    for task in &meta.todo {
+        let listed: BTreeSet<&str> = task.functions.iter().map(String::as_str).collect();
+        let holding: BTreeSet<&str> = todos
+            .iter()
+            .filter(|(_, numbers)| numbers.contains(&task.number))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if listed != holding {
+            problems.push(format!(
+                "{}: [[todo]] number = {} lists functions = [{}], but the functions whose stub is \
+                 todo!(\"TODO({})…\") in {} are [{}] (`hint` moves on once none is left)",
                 toml_rel.display(),
                 task.number,
-                task.function,
-                lib_rel.display()
+                quoted_list(&listed),
+                task.number,
+                lib_rel.display(),
+                quoted_list(&holding)
             ));
         }
     }
@@ -817,25 +860,69 @@ fn check_lab_toml(ws: &Workspace, lab: &Lab, lib_src: &str, lib: &File) -> Vec<S
     problems
 }
 
-/// The names of the functions a file defines, in `impl` blocks too.
-fn function_names(file: &File) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+/// Every function a file defines (methods as `Type::method`), with the
+/// numbers N of the `todo!("TODO(N)…")` calls in its body.
+fn function_todos(file: &File) -> BTreeMap<String, BTreeSet<u32>> {
+    let mut found = BTreeMap::new();
     for item in &file.items {
         match item {
             Item::Fn(f) => {
-                names.insert(f.sig.ident.to_string());
+                found.insert(
+                    f.sig.ident.to_string(),
+                    todo_numbers(f.block.to_token_stream()),
+                );
             }
             Item::Impl(imp) => {
+                let owner = type_name(&imp.self_ty).unwrap_or_default();
                 for inner in &imp.items {
                     if let ImplItem::Fn(f) = inner {
-                        names.insert(f.sig.ident.to_string());
+                        found.insert(
+                            format!("{owner}::{}", f.sig.ident),
+                            todo_numbers(f.block.to_token_stream()),
+                        );
                     }
                 }
             }
             _ => {}
         }
     }
-    names
+    found
+}
+
+/// The numbers N of the `todo!("TODO(N)…")` calls among `tokens`.
+pub fn todo_numbers(tokens: TokenStream) -> BTreeSet<u32> {
+    let mut numbers = BTreeSet::new();
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, tree) in trees.iter().enumerate() {
+        if let TokenTree::Group(group) = tree {
+            numbers.extend(todo_numbers(group.stream()));
+        }
+        let is_call = matches!(tree, TokenTree::Ident(ident) if ident == "todo")
+            && matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+        let Some(TokenTree::Group(args)) = trees.get(i + 2).filter(|_| is_call) else {
+            continue;
+        };
+        let Some(TokenTree::Literal(text)) = args.stream().into_iter().next() else {
+            continue;
+        };
+        let text = text.to_string();
+        let Some(rest) = text.strip_prefix("\"TODO(") else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if rest[digits.len()..].starts_with(')')
+            && let Ok(n) = digits.parse()
+        {
+            numbers.insert(n);
+        }
+    }
+    numbers
+}
+
+/// `"a", "b"`, for a message.
+fn quoted_list(names: &BTreeSet<&str>) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
+    quoted.join(", ")
 }
 
 /// The numbers N of every `// TODO(N)` comment in `src`.
@@ -974,6 +1061,23 @@ impl PipeLimits {
     }
 
     #[test]
+    fn each_function_is_known_with_its_todo_numbers() {
+        let file = syn::parse_file(
+            "pub fn popen() { todo!(\"TODO(1): popen\") }\n\
+             pub fn pclose() { if true { std::todo!(\"TODO(1): pclose\") } }\n\
+             impl Coprocess { pub fn ask(&self) { todo!(\"TODO(4): ask\"); todo!(\"TODO(5)\") } }\n\
+             fn helper() -> u8 { todo!() }\n",
+        )
+        .expect("valid Rust");
+        let found = function_todos(&file);
+        let numbers = |name: &str| found[name].iter().copied().collect::<Vec<u32>>();
+        assert_eq!(numbers("popen"), [1]);
+        assert_eq!(numbers("pclose"), [1]);
+        assert_eq!(numbers("Coprocess::ask"), [4, 5]);
+        assert!(numbers("helper").is_empty());
+    }
+
+    #[test]
     fn a_missing_todo_is_reported() {
         let lab = LAB.replace("todo!()", "self.pipe_buf * 2");
         let found = problems(&lab, &solution(LAB).replace("helper()", "4096"));
@@ -1011,18 +1115,18 @@ impl PipeLimits {
 
     #[test]
     fn main_must_be_one_call_to_the_cli() {
-        let ok = syn::parse_file("fn main() {\n    pipes::cli::main()\n}\n").expect("parses");
-        assert_eq!(main_call(&ok, "pipes"), Ok(()));
-        let ok = syn::parse_file("//! Doc.\nfn main() { pipes::cli::main(); }").expect("parses");
-        assert_eq!(main_call(&ok, "pipes"), Ok(()));
+        let shipped = "//! Doc.\n#[path = \"lib.rs\"]\npub mod lab;\n\nfn main() -> ExitCode {\n    lab::cli::main()\n}\n";
+        let ok = syn::parse_file(shipped).expect("parses");
+        assert_eq!(main_call(&ok), Ok(()));
         for bad in [
-            "fn main() { pipes::cli::main(); println!() }",
-            "fn main() { pipes_solution::cli::main() }",
-            "fn main() { pipes::cli::main(1) }",
-            "use pipes::cli;\nfn main() { cli::main() }",
+            "fn main() { lab::cli::main() }",
+            "#[path = \"lib.rs\"] pub mod lab; fn main() { lab::cli::main(); println!() }",
+            "#[path = \"other.rs\"] pub mod lab; fn main() { lab::cli::main() }",
+            "#[path = \"lib.rs\"] pub mod lab; fn main() { lab::cli::main(1) }",
+            "#[path = \"lib.rs\"] pub mod lab; use lab::cli; fn main() { cli::main() }",
         ] {
             let file = syn::parse_file(bad).expect("parses");
-            assert!(main_call(&file, "pipes").is_err(), "{bad}");
+            assert!(main_call(&file).is_err(), "{bad}");
         }
     }
 

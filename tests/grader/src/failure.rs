@@ -235,8 +235,8 @@ pub(crate) fn cut_line(line: &str, width: usize) -> (String, bool) {
     (format!("{kept}… [+{} chars]", total - keep), true)
 }
 
-/// Saves `text` as `<target>/workbook/failures/<test binary>/<test>.txt`
-/// and returns the path, or `None` if there is no such place.
+/// Saves `text` as `<target>/workbook/failures/<suite>/<test>.txt` and
+/// returns the path, or `None` if there is no such place.
 fn save(text: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
@@ -247,7 +247,13 @@ fn save(text: &str) -> Option<PathBuf> {
         dir
     };
     let target = profile.parent()?;
-    let binary = exe.file_name()?.to_string_lossy().into_owned();
+    // `pipes-0123abcd` → `pipes`: the suite's name is enough, and keeps
+    // the path short.
+    let file = exe.file_name()?.to_string_lossy().into_owned();
+    let binary = match file.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => file,
+    };
     let test = std::thread::current()
         .name()
         .unwrap_or("main")

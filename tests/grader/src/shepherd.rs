@@ -56,7 +56,10 @@
 //!    test need not look through `/proc`, which is most of the cost of a
 //!    check). Nothing else is reaped yet: children the program never
 //!    waited for, re-parented to the shepherd as zombies, stay for the
-//!    test to see and report;
+//!    test to see and report. (So does an orphan that ends while the
+//!    program still runs, which init would have reaped: a zombie cannot
+//!    tell whether it ended before or after it lost its parent. The grader
+//!    before the shepherd reported those too.);
 //! 6. on the test's word, either keeps the tree running and from then on
 //!    reaps whatever dies, as init would (a daemon a test keeps, which a
 //!    later step stops with `kill` and waits for with `kill(pid, 0)`), or

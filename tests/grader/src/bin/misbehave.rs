@@ -253,6 +253,28 @@ fn main() {
             }
             println!("forked {count}");
         }
+        "zombies" => {
+            // N children that exit at once, never waited for.
+            let count: usize = arg(1).parse().expect("a count");
+            let children: Vec<i32> = (0..count)
+                .map(|_| {
+                    let child = fork();
+                    if child == 0 {
+                        // SAFETY: _exit in the child after fork.
+                        unsafe { libc::_exit(0) };
+                    }
+                    child
+                })
+                .collect();
+            let zombie = |pid: &i32| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stat.contains(") Z "))
+            };
+            while !children.iter().all(zombie) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("left {count} zombies");
+        }
         "chain" => {
             // A chain of N processes, each in a session of its own, each
             // forking the next before it sleeps; the program spins.

@@ -52,6 +52,7 @@ mod capture;
 mod causes;
 mod failure;
 mod leaks;
+mod maps;
 mod masks;
 mod private;
 mod procfs;
@@ -64,6 +65,7 @@ pub mod snapshot;
 
 pub use failure::{Failure, WIDTH};
 pub use leaks::{Leak, LeakKind};
+pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};

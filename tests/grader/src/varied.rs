@@ -15,10 +15,10 @@ static CREATED: AtomicU64 = AtomicU64::new(0);
 ///
 /// The seed is `$WORKBOOK_SEED` when that is set (a number), else it comes
 /// from the clock. When the test fails, dropping the generator prints the
-/// seed after the failure message, with the command that repeats the run:
+/// seed after the failure message, in the command that repeats the run:
 ///
 /// ```text
-///   seed: 1234567 (to repeat this run: WORKBOOK_SEED=1234567 cargo test -- NAME --exact)
+///   to repeat these inputs: WORKBOOK_SEED=1234567 cargo test NAME
 /// ```
 #[derive(Debug)]
 pub struct Varied {
@@ -99,18 +99,23 @@ impl Default for Varied {
 }
 
 impl Drop for Varied {
-    /// After a failure, prints the seed and how to repeat the run.
+    /// After a failure, prints the seed and how to repeat the run, on one
+    /// line that fits a terminal (the test's name is left out of the
+    /// command if it would not fit: the seed alone repeats the inputs).
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let test = std::thread::current()
+            let seed = self.seed;
+            let with_name = std::thread::current()
                 .name()
                 .filter(|name| *name != "main")
-                .map(|name| format!(" -- {name} --exact"))
-                .unwrap_or_default();
-            eprintln!(
-                "  seed: {} (to repeat this run: {SEED_VARIABLE}={} cargo test{test})",
-                self.seed, self.seed
-            );
+                .map(|name| {
+                    format!("  to repeat these inputs: {SEED_VARIABLE}={seed} cargo test {name}")
+                })
+                .filter(|line| line.chars().count() <= crate::WIDTH);
+            let line = with_name.unwrap_or_else(|| {
+                format!("  to repeat these inputs: {SEED_VARIABLE}={seed} cargo test")
+            });
+            eprintln!("{line}");
         }
     }
 }

@@ -141,12 +141,13 @@ impl Seeded {
 
 /// `grader::assert_masked_transcript!` with this suite's identifier, after
 /// replacing each `(value, mask)` given (values the test chose at random
-/// and has checked already).
+/// and has checked already) in the transcript and in its description.
 macro_rules! assert_masked_transcript {
     ($run:expr) => {
-        grader::assert_masked_transcript!($run, "shmid ", "[shmid]")
+        assert_masked_transcript!($run, Vec::<(String, String)>::new())
     };
     ($run:expr, $masks:expr) => {{
+        let run: &Run = &$run;
         let masks: Vec<(String, String)> = $masks;
         let escaped: Vec<(String, String)> = masks
             .iter()
@@ -156,8 +157,17 @@ macro_rules! assert_masked_transcript {
             .iter()
             .map(|(from, to)| (from.as_str(), to.as_str()))
             .collect();
-        grader::insta::with_settings!({ filters => filters }, {
-            grader::assert_masked_transcript!($run, "shmid ", "[shmid]")
+        let description = masks
+            .iter()
+            .fold(run.masked_description(), |text, (value, mask)| {
+                text.replace(value, mask)
+            });
+        grader::insta::with_settings!({
+            omit_expression => true,
+            description => description,
+            filters => filters,
+        }, {
+            grader::insta::assert_snapshot!(run.masked_transcript("shmid ", "[shmid]"));
         });
     }};
 }

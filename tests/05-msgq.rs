@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Cmd, Lab, Run, Running, Sandbox, SysvKind};
+use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox, SysvKind};
 
 const CHAPTER: &str = "05-msgq.md";
 
@@ -1183,7 +1183,14 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
         .keep_sysv_objects()
         .run();
     run.expect_success();
-    let after = raw::stat(id).expect("grader: IPC_STAT failed");
+    let why_set = "IPC_SET copies uid, gid and mode along with msg_qbytes: fill the buffer \
+                   with IPC_STAT first and change msg_qbytes only";
+    let Some(after) = raw::stat(id) else {
+        run.fail(
+            "IPC_SET changed the queue's mode from 0600 to one that denies reading it",
+            why_set,
+        );
+    };
     if after.msg_qbytes != qbytes as libc::msglen_t {
         seeded.fail(
             &run,
@@ -1191,8 +1198,6 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
             "set msg_qbytes in the msqid_ds and hand it to msgctl(id, IPC_SET, …)",
         );
     }
-    let why_set = "IPC_SET copies uid, gid and mode along with msg_qbytes: fill the buffer \
-                   with IPC_STAT first and change msg_qbytes only";
     if after.msg_perm.mode & 0o777 != before.msg_perm.mode & 0o777 {
         run.fail(
             format!(
@@ -1569,6 +1574,11 @@ fn start_server_in(sandbox: Sandbox, args: &[&str]) -> (Running, libc::c_int, li
     (server, id, key)
 }
 
+/// Why a server stops with `EINTR`.
+const EINTR_WHY: &str = "msgrcv fails with EINTR whenever a signal handler runs (a child's \
+                         SIGCHLD), and it is never restarted: go round the loop again, and \
+                         stop only once the stop flag is set";
+
 /// Kills the server and fails the test with what it printed. If it had
 /// ended already, says so, and why when its last words tell.
 fn fail_with_server(server: Running, what: String, why: &str) -> ! {
@@ -1582,11 +1592,7 @@ fn fail_with_server(server: Running, what: String, why: &str) -> ! {
         (None, signal) => format!("{what}; the server had been killed by signal {signal:?}"),
     };
     if run.stderr.contains("EINTR") {
-        run.fail(
-            ended,
-            "msgrcv fails with EINTR whenever a signal handler runs (a child's SIGCHLD), \
-             and it is never restarted: go round the loop again",
-        );
+        run.fail(ended, EINTR_WHY);
     }
     if run.stderr.contains("E2BIG") {
         run.fail(
@@ -1637,7 +1643,8 @@ fn children_of(parent: u32) -> Vec<(u32, char)> {
 /// cause that fits what is left: a zombie (never reaped), or a child still
 /// running (it never left after answering).
 fn wait_until_no_children(server: Running) -> Running {
-    let deadline = Instant::now() + SERVER_TIMEOUT;
+    // Children end and are reaped in milliseconds: 3 s is a wide margin.
+    let deadline = Instant::now() + Duration::from_secs(3);
     let mut nap = Duration::from_millis(1);
     loop {
         let children = children_of(server.pid());
@@ -1676,7 +1683,24 @@ fn wait_until_no_children(server: Running) -> Running {
 /// blocked in msgrcv), and returns its checked run.
 fn stop_server(server: Running, signal: libc::c_int) -> Run {
     let mut server = wait_until_no_children(server);
-    server.wait_until_blocked_in(libc::SYS_msgrcv, SERVER_TIMEOUT);
+    match server.wait_until_blocked(SERVER_TIMEOUT) {
+        Blocked::In(call) if call == "msgrcv" => {}
+        Blocked::In(call) => fail_with_server(
+            server,
+            format!("the server was asleep in {call}, not in msgrcv, when it should be idle"),
+            "between requests the server waits in msgrcv on its queue, and nowhere else",
+        ),
+        Blocked::Exited(_) => fail_with_server(
+            server,
+            "the server no longer waited for requests".to_string(),
+            "a server serves until it is asked to stop",
+        ),
+        Blocked::Busy => fail_with_server(
+            server,
+            "the server never went back to msgrcv".to_string(),
+            "after each request the server goes straight back to msgrcv",
+        ),
+    }
     server.signal(signal);
     let run = server.wait_unchecked(SERVER_TIMEOUT);
     if run.signal() == Some(signal) {
@@ -1687,8 +1711,22 @@ fn stop_server(server: Running, signal: libc::c_int) -> Run {
         );
     }
     run.check_finished_cleanly();
+    if run.code() != Some(0) && run.stderr.contains("EINTR") {
+        run.fail(
+            format!("the server stopped with {}", describe_status(&run)),
+            EINTR_WHY,
+        );
+    }
     run.expect_success();
     run
+}
+
+/// "exit status N" or "signal N".
+fn describe_status(run: &Run) -> String {
+    match (run.code(), run.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, signal) => format!("signal {signal:?}"),
+    }
 }
 
 /// A reply as failures show it: its type and its text, pid left out (it
@@ -1868,10 +1906,11 @@ fn server_refuses_a_key_that_already_has_a_queue() {
     // A stale queue, as a server killed with SIGKILL leaves behind.
     let (sandbox, id) = sandbox_with_queue(0o600);
     raw::send(id, 1, b"stale", 0).expect("grader: msgsnd failed");
+    // A server that refuses the key stops at once: 2 s is plenty.
     let run = lab()
         .cmd_in(sandbox, ["server", "--key-file", KEY_FILE])
         .section(TASK_5)
-        .timeout(HANG_TIMEOUT)
+        .timeout(Duration::from_secs(2))
         .why_if_timeout(
             "the server went on with a queue it did not create: create it with IPC_CREAT | \
              IPC_EXCL, so that msgget fails with EEXIST when the key has a queue already",

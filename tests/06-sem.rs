@@ -708,6 +708,11 @@ fn sem_undo_gives_a_killed_holders_unit_back() {
     let wait = Seeded::new().between(100, 300);
     let run = script(TASK_4, &CRASH.replace("HOLD_FLAGS", "--undo"))
         .env("WAIT", wait.to_string())
+        .why_if_timeout(
+            "hold never said it held semaphore 0 (its p slept), or enter never gave up: \
+             p must take a free semaphore at once, and p_timeout sleeps in semtimedop \
+             only until its limit",
+        )
         .run();
     run.expect_success();
     expect_line(
@@ -736,6 +741,11 @@ fn without_sem_undo_a_killed_holder_blocks_everyone() {
     let wait = seeded.between(50, 99);
     let run = script(TASK_4, &CRASH.replace(" HOLD_FLAGS", ""))
         .env("WAIT", wait.to_string())
+        .why_if_timeout(
+            "enter never gave up: nothing will give the killed holder's unit back, so \
+             p_timeout must sleep in semtimedop (SemSet::op_timeout) with the time limit \
+             and return Ok(false) on EAGAIN, never in a plain semop",
+        )
         .run();
     run.expect_success();
     if !run

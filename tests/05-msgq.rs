@@ -856,7 +856,10 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
     // capabilities, which would skip the check.
     let mut seeded = Seeded::new();
     let text = seeded.word_of(3, 12);
-    let (sandbox, id) = sandbox_with_queue(0o400);
+    // The test puts a message in while the mode still lets its owner write.
+    let (sandbox, id) = sandbox_with_queue(0o600);
+    raw::send(id, 1, text.as_bytes(), 0).expect("grader: msgsnd failed");
+    raw::set_mode(id, 0o400);
     let run = on_queue(sandbox, "send", &["1:hello"])
         .section(TASK_2)
         .unprivileged()
@@ -871,7 +874,6 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
     run.expect_code(1);
     assert_msgq_transcript!(run);
     // Reading is what 0400 allows.
-    raw::send(id, 1, text.as_bytes(), 0).expect("grader: msgsnd failed");
     let run = on_queue(run.sandbox, "receive", &["--nowait"])
         .section(TASK_2)
         .unprivileged()
@@ -907,7 +909,8 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
         );
     }
     run.expect_code(1);
-    let left = raw::stat(id).map(|s| (s.msg_qnum, s.__msg_cbytes));
+    // /proc/sysvipc/msg, which needs no read permission on the queue.
+    let left = raw::proc_row(id).map(|row| (row.qnum, row.cbytes));
     if left != Some((1, text.len() as u64)) {
         seeded.fail(
             &run,
@@ -2152,6 +2155,15 @@ mod raw {
     pub fn set_qbytes(id: c_int, bytes: libc::msglen_t) {
         let mut buf = stat(id).expect("grader: IPC_STAT failed");
         buf.msg_qbytes = bytes;
+        // SAFETY: IPC_SET reads the buffer we pass.
+        let done = unsafe { libc::msgctl(id, libc::IPC_SET, &mut buf) };
+        assert!(done == 0, "grader: IPC_SET failed: errno {}", errno());
+    }
+
+    /// Sets the queue's permission bits (`IPC_SET`, from its own `msqid_ds`).
+    pub fn set_mode(id: c_int, mode: u16) {
+        let mut buf = stat(id).expect("grader: IPC_STAT failed");
+        buf.msg_perm.mode = mode;
         // SAFETY: IPC_SET reads the buffer we pass.
         let done = unsafe { libc::msgctl(id, libc::IPC_SET, &mut buf) };
         assert!(done == 0, "grader: IPC_SET failed: errno {}", errno());

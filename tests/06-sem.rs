@@ -507,7 +507,7 @@ fn show_reports_permission_denied() {
         r#""$0" create "$1" 1 --mode 200
 $as_reader "$0" show "$1"; echo "show: exit status $?"
 "$0" remove "$1"
-"$0" create "$1" 1 --mode 400
+"$0" create "$1" 1
 $as_reader "$0" show "$1" | grep '^semid'
 "$0" remove "$1"
 "#
@@ -533,9 +533,9 @@ $as_reader "$0" show "$1" | grep '^semid'
             "return semctl's error with context instead of replacing it",
         );
     }
-    if !run.stdout.contains("1 semaphore(s), mode 400") {
+    if !run.stdout.contains("1 semaphore(s), mode 600") {
         run.fail(
-            "show refused a set with mode 400, which its owner may read",
+            "show refused a set with mode 600, which its owner may read",
             "only a mode without read permission is refused: call semctl(IPC_STAT) and \
              report what it says",
         );

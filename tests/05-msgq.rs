@@ -89,12 +89,8 @@ macro_rules! assert_msgq_transcript {
         let description = masks
             .iter()
             .fold(run.description(), |text, (value, mask)| text.replace(value, mask));
-        grader::insta::with_settings!({
-            omit_expression => true,
-            description => description,
-            filters => filters,
-        }, {
-            grader::insta::assert_snapshot!(run.transcript());
+        grader::insta::with_settings!({ filters => filters }, {
+            grader::__compare_snapshot!(run, run.transcript(), description)
         });
     }};
 }

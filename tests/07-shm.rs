@@ -163,12 +163,8 @@ macro_rules! assert_masked_transcript {
             .fold(run.masked_description(), |text, (value, mask)| {
                 text.replace(value, mask)
             });
-        grader::insta::with_settings!({
-            omit_expression => true,
-            description => description,
-            filters => filters,
-        }, {
-            grader::insta::assert_snapshot!(run.masked_transcript("shmid ", "[shmid]"));
+        grader::insta::with_settings!({ filters => filters }, {
+            grader::__compare_snapshot!(run, run.masked_transcript("shmid ", "[shmid]"), description)
         });
     }};
 }

@@ -12,8 +12,8 @@
 //!   prefix for POSIX IPC names;
 //! * **checks for leftovers** once the program has exited: processes still
 //!   running in its group, children it never waited for, System V objects
-//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs it made
-//!   in the sandbox and did not remove. Each leftover fails the test with a
+//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs and
+//!   socket files it made in the sandbox and did not remove. Each leftover fails the test with a
 //!   message naming the missing call, and is cleaned up so the machine stays
 //!   clean whatever the program did;
 //! * **normalises** its transcript (sandbox paths, program path) for snapshots.
@@ -46,6 +46,7 @@ mod procfs;
 mod run;
 mod running;
 mod sandbox;
+mod socket_files;
 
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};

@@ -14,6 +14,7 @@ use crate::private;
 use crate::procfs;
 use crate::run::{self, Cmd, Run};
 use crate::sandbox::Sandbox;
+use crate::socket_files;
 
 /// How long to wait for the output pipes to close once every process of the
 /// group is gone. Only a process that left the group can keep them open.
@@ -75,6 +76,7 @@ struct Live {
     stdout: Capture,
     stderr: Capture,
     fifos_before: Vec<PathBuf>,
+    sockets_before: Vec<PathBuf>,
     private_before: private::Snapshot,
 }
 
@@ -89,6 +91,7 @@ impl Running {
         run::install_subreaper();
         let command = cmd.command_line();
         let fifos_before = leaks::fifos_in(cmd.sandbox().dir());
+        let sockets_before = socket_files::snapshot(cmd.sandbox().dir());
         let private_before = private::snapshot();
         let mut child = cmd.spawn();
         if let (Some(pipe), Some(bytes)) = (child.stdin.take(), cmd.stdin_bytes()) {
@@ -104,6 +107,7 @@ impl Running {
                 stdout,
                 stderr,
                 fifos_before,
+                sockets_before,
                 private_before,
             }),
         }
@@ -452,6 +456,11 @@ fn leftovers(live: &Live, output: &[&[u8]]) -> Vec<Leak> {
     leaks.extend(leaks::fifos(
         cmd.sandbox(),
         &live.fifos_before,
+        cmd.kept_paths(),
+    ));
+    leaks.extend(socket_files::leftovers(
+        cmd.sandbox(),
+        &live.sockets_before,
         cmd.kept_paths(),
     ));
     leaks

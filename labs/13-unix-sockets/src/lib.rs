@@ -137,15 +137,16 @@ pub struct Listener {
 ///    `EADDRINUSE` if **anything** is at that path already. Then, for a
 ///    path only:
 ///    * if what is there is not a socket (`fs::symlink_metadata`,
-///      `FileTypeExt::is_socket`), fail with `PATH exists and is not a
-///      socket`, and never remove it;
+///      `FileTypeExt::is_socket`), fail (`bind PATH: EADDRINUSE: not a
+///      socket, left alone`), and never remove it;
 ///    * if it is a socket, find out whether a server still listens there:
 ///      `connect` to it from a new socket, made with `SOCK_NONBLOCK` so
 ///      that it cannot wait. `ECONNREFUSED` means nobody does: the file is
 ///      stale, left by a server that died without removing it. Remove it,
 ///      set `removed_stale`, and `bind` again. A connection, or `EAGAIN`
 ///      (a live server whose queue is full), means it is in use: fail
-///      with `another server is listening on PATH`, and leave it alone.
+///      (`bind PATH: EADDRINUSE: another server is listening on it`), and
+///      leave it alone.
 ///
 ///    For an abstract name, `EADDRINUSE` means another socket has it.
 /// 3. Only now that the file is yours, take charge of it with
@@ -179,7 +180,7 @@ pub fn listen(address: &Address, mode: u32) -> anyhow::Result<Listener> {
 /// * `ECONNREFUSED`: nobody listens (a stale socket file, or an abstract
 ///   name nobody holds). Linux says the same for a path that is **not a
 ///   socket** at all, a regular file or a FIFO: look (`fs::metadata`), and
-///   fail with `PATH is not a socket` in that case;
+///   say so in that case: `connect PATH: not a socket`;
 /// * `EACCES`: no write permission on the socket file, or no search
 ///   permission on a directory of the path.
 pub fn connect(address: &Address) -> anyhow::Result<UnixStream> {
@@ -200,10 +201,13 @@ pub const HEADER: usize = 4;
 /// [`MAX_FRAME`] bytes is an error (`a frame of N bytes is over the limit
 /// of 65536`): no peer would take it.
 ///
-/// A `write` may take fewer bytes than it was given (a signal, a
-/// non-blocking socket, a full buffer), and says how many. `write_all`
-/// writes again until every byte is gone; one plain `write` would lose the
-/// rest, and the peer would wait for it for ever.
+/// Put the prefix and the payload in one buffer and write it with one
+/// `write_all`: one system call per frame, not two, and a reader that
+/// looks too early finds a whole frame or nothing, not a prefix alone. A
+/// `write` may take fewer bytes than it was given (a signal, a
+/// non-blocking socket, a full buffer), and says how many: `write_all`
+/// writes again until every byte is gone, where one plain `write` would
+/// lose the rest, and the peer would wait for it for ever.
 pub fn write_frame(output: &mut impl Write, payload: &[u8]) -> anyhow::Result<()> {
     // TODO(3): 4-byte big-endian length, then the payload, with write_all.
     todo!("TODO(3): write_frame")

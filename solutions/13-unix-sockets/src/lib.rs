@@ -161,15 +161,16 @@ pub struct Listener {
 ///    `EADDRINUSE` if **anything** is at that path already. Then, for a
 ///    path only:
 ///    * if what is there is not a socket (`fs::symlink_metadata`,
-///      `FileTypeExt::is_socket`), fail with `PATH exists and is not a
-///      socket`, and never remove it;
+///      `FileTypeExt::is_socket`), fail (`bind PATH: EADDRINUSE: not a
+///      socket, left alone`), and never remove it;
 ///    * if it is a socket, find out whether a server still listens there:
 ///      `connect` to it from a new socket, made with `SOCK_NONBLOCK` so
 ///      that it cannot wait. `ECONNREFUSED` means nobody does: the file is
 ///      stale, left by a server that died without removing it. Remove it,
 ///      set `removed_stale`, and `bind` again. A connection, or `EAGAIN`
 ///      (a live server whose queue is full), means it is in use: fail
-///      with `another server is listening on PATH`, and leave it alone.
+///      (`bind PATH: EADDRINUSE: another server is listening on it`), and
+///      leave it alone.
 ///
 ///    For an abstract name, `EADDRINUSE` means another socket has it.
 /// 3. Only now that the file is yours, take charge of it with
@@ -229,7 +230,7 @@ pub fn listen(address: &Address, mode: u32) -> anyhow::Result<Listener> {
 /// * `ECONNREFUSED`: nobody listens (a stale socket file, or an abstract
 ///   name nobody holds). Linux says the same for a path that is **not a
 ///   socket** at all, a regular file or a FIFO: look (`fs::metadata`), and
-///   fail with `PATH is not a socket` in that case;
+///   say so in that case: `connect PATH: not a socket`;
 /// * `EACCES`: no write permission on the socket file, or no search
 ///   permission on a directory of the path.
 pub fn connect(address: &Address) -> anyhow::Result<UnixStream> {
@@ -243,7 +244,7 @@ pub fn connect(address: &Address) -> anyhow::Result<UnixStream> {
                 .and_then(|path| fs::metadata(path).ok())
                 .is_some_and(|meta| !meta.file_type().is_socket()) =>
         {
-            bail!("connect {address}: {address} is not a socket")
+            bail!("connect {address}: not a socket")
         }
         Err(errno) => Err(errno).with_context(|| format!("connect {address}")),
     }
@@ -260,10 +261,13 @@ pub const HEADER: usize = 4;
 /// [`MAX_FRAME`] bytes is an error (`a frame of N bytes is over the limit
 /// of 65536`): no peer would take it.
 ///
-/// A `write` may take fewer bytes than it was given (a signal, a
-/// non-blocking socket, a full buffer), and says how many. `write_all`
-/// writes again until every byte is gone; one plain `write` would lose the
-/// rest, and the peer would wait for it for ever.
+/// Put the prefix and the payload in one buffer and write it with one
+/// `write_all`: one system call per frame, not two, and a reader that
+/// looks too early finds a whole frame or nothing, not a prefix alone. A
+/// `write` may take fewer bytes than it was given (a signal, a
+/// non-blocking socket, a full buffer), and says how many: `write_all`
+/// writes again until every byte is gone, where one plain `write` would
+/// lose the rest, and the peer would wait for it for ever.
 pub fn write_frame(output: &mut impl Write, payload: &[u8]) -> anyhow::Result<()> {
     if payload.len() > MAX_FRAME {
         bail!(
@@ -272,11 +276,11 @@ pub fn write_frame(output: &mut impl Write, payload: &[u8]) -> anyhow::Result<()
         );
     }
     let length = u32::try_from(payload.len()).context("frame length")?;
-    output
-        .write_all(&length.to_be_bytes())
-        .context("write the length prefix")?;
-    output.write_all(payload).context("write the payload")?;
-    output.flush().context("flush the frame")
+    let mut frame = Vec::with_capacity(HEADER + payload.len());
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(payload);
+    output.write_all(&frame).context("write a frame")?;
+    output.flush().context("write a frame")
 }
 
 /// Reads one frame and returns its payload; `None` at end-of-file
@@ -571,7 +575,7 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
     let shown = path.display();
     let meta = fs::symlink_metadata(path).with_context(|| format!("bind {shown}"))?;
     if !meta.file_type().is_socket() {
-        bail!("bind {shown}: EADDRINUSE: {shown} exists and is not a socket");
+        bail!("bind {shown}: EADDRINUSE: not a socket, left alone");
     }
     let probe = stream_socket(SockFlag::SOCK_NONBLOCK)?;
     let socket_addr = UnixAddr::new(path).with_context(|| format!("{shown}: address"))?;
@@ -580,7 +584,7 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
             fs::remove_file(path).with_context(|| format!("remove the stale socket {shown}"))
         }
         Ok(()) | Err(Errno::EAGAIN) => {
-            bail!("bind {shown}: EADDRINUSE: another server is listening on {shown}")
+            bail!("bind {shown}: EADDRINUSE: another server is listening on it")
         }
         Err(errno) => Err(errno).with_context(|| format!("bind {shown}: is it in use? connect")),
     }
@@ -591,7 +595,7 @@ fn remove_stale(path: &Path) -> anyhow::Result<()> {
 fn receive_one_byte(stream: &UnixStream) -> anyhow::Result<(Option<u8>, Option<OwnedFd>)> {
     let mut byte = [0u8; 1];
     let mut space = cmsg_space!(RawFd);
-    let (length, flags, fds) = loop {
+    let (length, fds) = loop {
         let mut iov = [IoSliceMut::new(&mut byte)];
         match socket::recvmsg::<UnixAddr>(
             stream.as_raw_fd(),
@@ -602,6 +606,9 @@ fn receive_one_byte(stream: &UnixStream) -> anyhow::Result<(Option<u8>, Option<O
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(errno).context("recvmsg"),
             Ok(message) => {
+                if message.flags.contains(MsgFlags::MSG_CTRUNC) {
+                    bail!("the control data was cut short (MSG_CTRUNC): descriptors were lost");
+                }
                 let mut fds = Vec::new();
                 for control in message.cmsgs().context("read the control data")? {
                     if let ControlMessageOwned::ScmRights(received) = control {
@@ -614,13 +621,10 @@ fn receive_one_byte(stream: &UnixStream) -> anyhow::Result<(Option<u8>, Option<O
                         );
                     }
                 }
-                break (message.bytes, message.flags, fds);
+                break (message.bytes, fds);
             }
         }
     };
-    if flags.contains(MsgFlags::MSG_CTRUNC) {
-        bail!("the control data was cut short (MSG_CTRUNC): descriptors were lost");
-    }
     let fd = fds.into_iter().next();
     Ok(((length == 1).then_some(byte[0]), fd))
 }

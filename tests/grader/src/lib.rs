@@ -40,6 +40,7 @@
 mod capture;
 mod failure;
 mod leaks;
+mod maps;
 mod masks;
 mod private;
 mod procfs;
@@ -50,6 +51,7 @@ mod socket_files;
 
 pub use failure::Failure;
 pub use leaks::{Leak, LeakKind};
+pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};

@@ -39,6 +39,7 @@
 
 mod capture;
 mod failure;
+mod kept_names;
 mod leaks;
 mod masks;
 mod private;
@@ -48,6 +49,7 @@ mod running;
 mod sandbox;
 
 pub use failure::Failure;
+pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};

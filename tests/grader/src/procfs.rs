@@ -81,6 +81,8 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_msgsnd, "msgsnd"),
         (libc::SYS_semop, "semop"),
         (libc::SYS_semtimedop, "semtimedop"),
+        (libc::SYS_mq_timedsend, "mq_timedsend"),
+        (libc::SYS_mq_timedreceive, "mq_timedreceive"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_open, "open"),
         #[cfg(target_arch = "x86_64")]

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
+use crate::json::Json;
 use crate::libtest::{self, Outcome};
 use crate::manifest::{self, Tamper};
 use crate::process::{self, Captured, Progress};
@@ -28,8 +28,7 @@ pub enum Target {
 }
 
 /// Where a lab stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Compiles, but no graded test passes yet.
     NotStarted,
@@ -51,10 +50,21 @@ impl State {
             State::DoesNotCompile => "does not compile",
         }
     }
+
+    /// The name `--json` and JUnit use: `not-started`, `in-progress`,
+    /// `done`, `does-not-compile`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::NotStarted => "not-started",
+            State::InProgress => "in-progress",
+            State::Done => "done",
+            State::DoesNotCompile => "does-not-compile",
+        }
+    }
 }
 
 /// The grade of one lab (one element of `--json`'s `labs` array).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LabGrade {
     /// The lab's directory name, e.g. `02-pipes`.
     pub lab: String,
@@ -68,15 +78,15 @@ pub struct LabGrade {
     pub total: usize,
     /// Where the lab stands.
     pub state: State,
-    /// Why the build failed, for [`State::DoesNotCompile`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the build failed, for [`State::DoesNotCompile`] (left out of
+    /// the JSON otherwise).
     pub error: Option<String>,
     /// Every graded test, by name.
     pub tests: Vec<TestGrade>,
 }
 
 /// One graded test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TestGrade {
     /// The test's name, which says the behaviour it checks.
     pub name: String,
@@ -87,6 +97,24 @@ pub struct TestGrade {
 }
 
 impl LabGrade {
+    /// This grade as an element of `--json`'s `labs` array.
+    pub fn to_json(&self) -> Json {
+        let mut pairs = vec![
+            ("lab", Json::string(&self.lab)),
+            ("title", Json::string(&self.title)),
+            ("package", Json::string(&self.package)),
+            ("passed", Json::number(self.passed as u64)),
+            ("total", Json::number(self.total as u64)),
+            ("state", Json::string(self.state.name())),
+        ];
+        if let Some(error) = &self.error {
+            pairs.push(("error", Json::string(error)));
+        }
+        let tests = self.tests.iter().map(TestGrade::to_json).collect();
+        pairs.push(("tests", Json::Array(tests)));
+        Json::object(pairs)
+    }
+
     /// The failing test to show first: the one for the earliest task (the
     /// grader's messages name it, `section "Task 2: …"`), so a student is sent
     /// to TODO 1 before TODO 3; then by name, for a stable choice.
@@ -95,6 +123,20 @@ impl LabGrade {
             .iter()
             .filter(|t| !t.passed)
             .min_by_key(|t| task_number(t.message.as_deref().unwrap_or("")))
+    }
+}
+
+impl TestGrade {
+    /// This test as an element of a lab's `tests` array in `--json`.
+    pub fn to_json(&self) -> Json {
+        Json::object([
+            ("name", Json::string(&self.name)),
+            ("passed", Json::Bool(self.passed)),
+            (
+                "message",
+                self.message.as_deref().map_or(Json::Null, Json::string),
+            ),
+        ])
     }
 }
 
@@ -110,14 +152,26 @@ fn task_number(message: &str) -> u32 {
 }
 
 /// The `--json` document.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct Report<'a> {
     labs: &'a [LabGrade],
     grading_files: GradingFiles,
 }
 
+impl Report<'_> {
+    fn to_json(&self) -> Json {
+        Json::object([
+            (
+                "labs",
+                Json::Array(self.labs.iter().map(LabGrade::to_json).collect()),
+            ),
+            ("grading_files", self.grading_files.to_json()),
+        ])
+    }
+}
+
 /// The tamper check in `--json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct GradingFiles {
     /// True when the files that decide a grade are as shipped, false when
     /// they differ, null when there is no manifest to tell.
@@ -136,6 +190,16 @@ impl GradingFiles {
             },
             differences: tamper.paths(),
         }
+    }
+
+    fn to_json(&self) -> Json {
+        Json::object([
+            ("as_shipped", self.as_shipped.map_or(Json::Null, Json::Bool)),
+            (
+                "differences",
+                Json::Array(self.differences.iter().map(Json::string).collect()),
+            ),
+        ])
     }
 }
 
@@ -171,9 +235,7 @@ pub fn run(ws: &Workspace, query: Option<&str>, output: &Output, cwd: &Path) -> 
             labs: &grades,
             grading_files: GradingFiles::from(&tamper),
         };
-        let text =
-            serde_json::to_string_pretty(&report).context("cannot encode the grades as JSON")?;
-        println!("{text}");
+        println!("{}", report.to_json().pretty());
     } else {
         print!("{}", scoreboard(&grades));
     }
@@ -440,7 +502,7 @@ mod tests {
             labs: &[grade],
             grading_files: GradingFiles::from(&Tamper::AsShipped),
         };
-        let text = serde_json::to_string(&report).expect("serializable");
+        let text = report.to_json().compact();
         assert!(text.contains(r#""state":"does-not-compile""#), "{text}");
         assert!(
             text.contains(r#""lab":"02-pipes","title":"","package":"pipes""#),

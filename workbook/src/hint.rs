@@ -1,10 +1,12 @@
 //! `cargo workbook hint LAB [N]`: the hints of a lab's TODOs, one at a time.
 //!
 //! The hints live in `labs/NN-topic/lab.toml`, ordered from a nudge to
-//! nearly the answer. Without N, the TODO is the first one whose function
-//! still calls `todo!()`. Each call shows the next hint of that TODO; how
-//! many were shown is kept in `<target-dir>/workbook/hints.toml`, outside
-//! the source tree (delete it, or run `cargo clean`, to start over).
+//! nearly the answer. Without N, the TODO is the first one that is not
+//! done: a TODO is done once no `todo!("TODO(N)…")` is left in the lab's
+//! `src/lib.rs` (whichever functions it spans). Each call shows the next
+//! hint of that TODO; how many were shown is kept in
+//! `<target-dir>/workbook/hints.toml`, outside the source tree (delete it,
+//! or run `cargo clean`, to start over).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -12,17 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-use syn::{ImplItem, Item};
 
 use crate::UsageError;
-use crate::drift;
+use crate::minitoml::{self, Value};
 use crate::workspace::{Lab, LabToml, Todo, Workspace};
 
 /// How many hints of each TODO were shown: lab name → TODO number → count.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct Shown {
-    #[serde(default)]
     shown: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
@@ -30,20 +29,40 @@ impl Shown {
     /// Reads the state file; a missing or unreadable one means nothing was
     /// shown yet.
     fn load(path: &Path) -> Shown {
-        fs::read_to_string(path)
+        let Some(doc) = fs::read_to_string(path)
             .ok()
-            .and_then(|text| toml::from_str(&text).ok())
-            .unwrap_or_default()
+            .and_then(|text| minitoml::parse(&text).ok())
+        else {
+            return Shown::default();
+        };
+        let mut shown = Shown::default();
+        let labs = doc.get("shown").and_then(Value::as_table);
+        for (lab, todos) in labs.into_iter().flatten() {
+            for (todo, count) in todos.as_table().into_iter().flatten() {
+                if let Some(count) = count.as_integer().and_then(|n| usize::try_from(n).ok()) {
+                    shown
+                        .shown
+                        .entry(lab.clone())
+                        .or_default()
+                        .insert(todo.clone(), count);
+                }
+            }
+        }
+        shown
     }
 
     fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let text = toml::to_string(self).context("cannot encode the hint state")?;
-        let text = format!(
-            "# Hints shown by `cargo workbook hint`, per lab and TODO. Delete this file to start over.\n{text}"
-        );
+        let mut text = "# Hints shown by `cargo workbook hint`, per lab and TODO. Delete this file to start over.\n"
+            .to_string();
+        for (lab, todos) in &self.shown {
+            text.push_str(&format!("\n[shown.{}]\n", minitoml::key(lab)));
+            for (todo, count) in todos {
+                text.push_str(&format!("{} = {count}\n", minitoml::key(todo)));
+            }
+        }
         fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
@@ -84,11 +103,11 @@ pub fn run(ws: &Workspace, query: &str, number: Option<u32>, all: bool) -> Resul
                     lab.number
                 )
             })?;
-            match meta.todo.iter().find(|t| unfinished.contains(&t.function)) {
+            match meta.todo.iter().find(|t| unfinished.contains(&t.number)) {
                 Some(todo) => todo,
                 None => {
                     println!(
-                        "Every TODO of {} is done: no function calls todo!() any more.\n\
+                        "Every TODO of {} is done: no todo!(\"TODO(N)…\") is left in its src/lib.rs.\n\
                          If a test still fails, `cargo workbook grade {}` shows which; \
                          `cargo workbook hint {} N` shows the hints of TODO N.",
                         lab.name, lab.number, lab.number
@@ -98,7 +117,7 @@ pub fn run(ws: &Workspace, query: &str, number: Option<u32>, all: bool) -> Resul
             }
         }
     };
-    let done = matches!(&unfinished, Ok(set) if !set.contains(&todo.function));
+    let done = matches!(&unfinished, Ok(set) if !set.contains(&todo.number));
     let state_file = state_file(ws)?;
     let mut shown = Shown::load(&state_file);
     let before = shown.get(&lab.name, todo.number);
@@ -162,15 +181,17 @@ fn page(
         .map_or(todo.number as usize, |i| i + 1);
     let mut out = format!(
         "{} · TODO {} ({position} of {count}): {}\n",
-        lab.name, todo.number, todo.function
+        lab.name,
+        todo.number,
+        todo.function_list()
     );
     if !todo.summary.is_empty() {
         out.push_str(&format!("  {}\n", todo.summary));
     }
     if done {
         out.push_str(&format!(
-            "  (already done: {} no longer calls todo!())\n",
-            todo.function
+            "  (already done: no todo!(\"TODO({})…\") is left in src/lib.rs)\n",
+            todo.number
         ));
     }
     out.push('\n');
@@ -224,49 +245,147 @@ fn find_task_heading(text: &str, n: u32) -> Option<String> {
     })
 }
 
-/// The functions of the lab's `src/lib.rs` whose bodies still call `todo!`.
-fn unfinished(ws: &Workspace, lab: &Lab) -> Result<BTreeSet<String>> {
+/// The TODOs of the lab's `src/lib.rs` that are not done: the numbers N of
+/// every `todo!("TODO(N)…")` still in it.
+fn unfinished(ws: &Workspace, lab: &Lab) -> Result<BTreeSet<u32>> {
     let path = ws.lab_dir(lab).join("src/lib.rs");
-    let shown = ws.relative(&path);
-    let src =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", shown.display()))?;
-    let file = syn::parse_file(&src).map_err(|err| {
-        anyhow::anyhow!(
-            "cannot tell which TODO is next: {} does not parse ({err})",
-            shown.display()
+    let src = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot tell which TODO is next: cannot read {}",
+            ws.relative(&path).display()
         )
     })?;
-    let mut names = BTreeSet::new();
-    unfinished_in(&file.items, &mut names);
-    Ok(names)
+    Ok(open_todos(&src))
 }
 
-/// Adds to `names` the functions among `items` (in `impl` blocks and
-/// inline modules too) whose bodies call `todo!`.
-fn unfinished_in(items: &[Item], names: &mut BTreeSet<String>) {
-    use quote::ToTokens;
-    for item in items {
-        match item {
-            Item::Fn(f) if drift::calls_todo(f.block.to_token_stream()) => {
-                names.insert(f.sig.ident.to_string());
+/// The numbers N of every `todo!("TODO(N)…")` in `src`, outside comments.
+/// A TODO spans every function whose stub holds its `todo!`, so it is
+/// done only once none is left.
+pub fn open_todos(src: &str) -> BTreeSet<u32> {
+    let mut numbers = BTreeSet::new();
+    for line in strip_comments(src).lines() {
+        let mut rest = line;
+        while let Some(at) = rest.find("todo!(") {
+            rest = &rest[at + "todo!(".len()..];
+            let Some(text) = rest.trim_start().strip_prefix("\"TODO(") else {
+                continue;
+            };
+            let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+            if text[digits.len()..].starts_with(')')
+                && let Ok(n) = digits.parse()
+            {
+                numbers.insert(n);
             }
-            Item::Impl(imp) => {
-                for inner in &imp.items {
-                    if let ImplItem::Fn(f) = inner
-                        && drift::calls_todo(f.block.to_token_stream())
-                    {
-                        names.insert(f.sig.ident.to_string());
+        }
+    }
+    numbers
+}
+
+/// `src` with its `//` and `/* */` comments left out (line breaks kept).
+/// String, raw string and character literals are copied as they are, so a
+/// `//` inside one is not taken for a comment.
+fn strip_comments(src: &str) -> String {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match c {
+            '/' if next == Some('/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if next == Some('*') => {
+                let mut depth = 0;
+                while i < chars.len() {
+                    match (chars[i], chars.get(i + 1)) {
+                        ('/', Some('*')) => {
+                            depth += 1;
+                            i += 2;
+                        }
+                        ('*', Some('/')) => {
+                            depth -= 1;
+                            i += 2;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        ('\n', _) => {
+                            out.push('\n');
+                            i += 1;
+                        }
+                        _ => i += 1,
                     }
                 }
             }
-            Item::Mod(module) => {
-                if let Some((_, inner)) = &module.content {
-                    unfinished_in(inner, names);
-                }
+            '"' => {
+                let end = string_end(&chars, i + 1);
+                out.extend(&chars[i..end]);
+                i = end;
             }
-            _ => {}
+            'r' if matches!(next, Some('"' | '#')) && !ident_before(&chars, i) => {
+                let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+                if chars.get(i + 1 + hashes) != Some(&'"') {
+                    out.push(c);
+                    i += 1;
+                    continue;
+                }
+                let mut end = i + 2 + hashes;
+                while end < chars.len() {
+                    if chars[end] == '"'
+                        && chars[end + 1..].iter().take_while(|c| **c == '#').count() >= hashes
+                    {
+                        end += 1 + hashes;
+                        break;
+                    }
+                    end += 1;
+                }
+                let end = end.min(chars.len());
+                out.extend(&chars[i..end]);
+                i = end;
+            }
+            '\'' => {
+                // A character literal ('x', '\n', '\'') or a lifetime ('a).
+                let end = match (next, chars.get(i + 2)) {
+                    (Some('\\'), _) => chars[i + 2..]
+                        .iter()
+                        .position(|c| *c == '\'')
+                        .map_or(chars.len(), |p| i + 3 + p),
+                    (Some(_), Some('\'')) => i + 3,
+                    _ => i + 1,
+                };
+                let end = end.min(chars.len());
+                out.extend(&chars[i..end]);
+                i = end;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
+    out
+}
+
+/// Where the string literal whose text starts at `from` ends (just past
+/// its closing quote), skipping escapes.
+fn string_end(chars: &[char], from: usize) -> usize {
+    let mut i = from;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// True when `chars[i]` continues an identifier (`bar"`… is not a raw string).
+fn ident_before(chars: &[char], i: usize) -> bool {
+    i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_')
 }
 
 #[cfg(test)]
@@ -280,35 +399,35 @@ chapter = "book/src/02-pipes.md"
 
 [[todo]]
 number = 1
-function = "pipe_limits"
+functions = ["pipe_limits"]
 summary = "Ask the kernel"
 hints = ["first", "second"]
 
 [[todo]]
 number = 2
-function = "count_in_child"
+functions = ["count_in_child", "finish"]
 hints = []
 "#;
 
     fn lab() -> (Lab, LabToml) {
         let lab = Lab::from_dir_name("02-pipes").expect("valid");
-        let meta: LabToml = toml::from_str(LAB_TOML).expect("valid lab.toml");
+        let meta = LabToml::parse(LAB_TOML).expect("valid lab.toml");
         (lab, meta)
     }
 
     #[test]
-    fn functions_that_still_call_todo_are_unfinished() {
-        let file = syn::parse_file(
-            "pub fn a() { todo!(\"TODO(1)\") }\n\
-             pub fn b() -> u8 { 4 }\n\
-             impl X { fn c(&self) { if true { todo!() } } }\n\
-             mod m { fn d() { std::todo!() } }\n",
-        )
-        .expect("valid Rust");
-        let mut names = BTreeSet::new();
-        unfinished_in(&file.items, &mut names);
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        assert_eq!(names, ["a", "c", "d"]);
+    fn a_todo_stays_open_while_any_of_its_todo_calls_is_left() {
+        let src = "pub fn popen() -> u8 { 1 }\n\
+                   pub fn pclose() {\n    // TODO(1): drop, then wait.\n    todo!(\"TODO(1): pclose\")\n}\n\
+                   impl X { fn ask(&self) { if true { std::todo!( \"TODO(4): ask\") } } }\n\
+                   fn done() {\n    // todo!(\"TODO(2): commented out\")\n    /* todo!(\"TODO(3)\") */\n\
+                   let s = \"// not a comment\"; todo!(\"TODO(5)\") }\n\
+                   fn plain() { todo!() }\n\
+                   fn quotes() -> char { let _ = r#\"a \" // b\"#; let _ = '\\''; '\"' }\n\
+                   fn after() { todo!(\"TODO(6): after\") }\n";
+        let open: Vec<u32> = open_todos(src).into_iter().collect();
+        assert_eq!(open, [1, 4, 5, 6]);
+        assert!(open_todos("pub fn a() -> u8 { 1 }\n// TODO(1): done\n").is_empty());
     }
 
     #[test]
@@ -331,7 +450,7 @@ hints = []
             false,
             2,
         );
-        assert!(text.contains("(already done: pipe_limits no longer calls todo!())"));
+        assert!(text.contains("(already done: no todo!(\"TODO(1)…\") is left in src/lib.rs)"));
         assert!(text.contains("Hint 2 of 2: second\n"), "{text}");
         assert!(!text.contains("Hint 1 of 2"), "{text}");
         assert!(text.contains("That was the last hint. The chapter walks through this task in book/src/02-pipes.md, “Task 1: ask”."));
@@ -346,6 +465,7 @@ hints = []
             "{text}"
         );
         let text = page(&lab, &meta, &meta.todo[1], None, false, false, false, 0);
+        assert!(text.starts_with("02-pipes · TODO 2 (2 of 2): count_in_child, finish\n"));
         assert!(text.contains("This TODO has no hints. Read book/src/02-pipes.md, “Task 2”."));
     }
 

@@ -50,7 +50,7 @@ pub fn report(grades: &[LabGrade], tamper: &Tamper) -> String {
         for (name, value) in [
             ("title", grade.title.as_str()),
             ("package", grade.package.as_str()),
-            ("state", state_name(grade.state)),
+            ("state", grade.state.name()),
             ("grading-files-as-shipped", as_shipped),
         ] {
             xml.push_str(&format!(
@@ -66,16 +66,6 @@ pub fn report(grades: &[LabGrade], tamper: &Tamper) -> String {
     }
     xml.push_str("</testsuites>\n");
     xml
-}
-
-/// The state as `--json` spells it.
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::NotStarted => "not-started",
-        State::InProgress => "in-progress",
-        State::Done => "done",
-        State::DoesNotCompile => "does-not-compile",
-    }
 }
 
 /// One lab's test cases.

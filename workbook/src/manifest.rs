@@ -23,12 +23,10 @@ use std::fmt;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
-
+use crate::sha256::{self, Sha256};
 use crate::workspace::Workspace;
+use anyhow::{Context, Result, bail};
 
 /// Which of the two manifests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,29 +325,6 @@ fn compare_grading_files(ws: &Workspace) -> Result<Tamper> {
     })
 }
 
-/// Runs `cargo workbook manifest [--check]`.
-pub fn run(ws: &Workspace, check: bool) -> Result<ExitCode> {
-    if check {
-        let reasons = stale(ws)?;
-        if reasons.is_empty() {
-            println!(
-                "{} and {} match the checkout.",
-                Kind::Grading.file(),
-                Kind::Labs.file()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        for reason in reasons {
-            println!("{reason}");
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    for (kind, count) in write(ws)? {
-        println!("wrote {} ({count} files)", kind.file());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// The SHA-256 of a file's contents, in lowercase hexadecimal.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file =
@@ -365,12 +340,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex(&hasher.finish()))
 }
 
 /// The SHA-256 of `bytes`, in lowercase hexadecimal.
 pub fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex(&sha256::digest(bytes))
 }
 
 /// Bytes as lowercase hexadecimal.

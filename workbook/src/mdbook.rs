@@ -11,6 +11,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+use crate::minitoml;
 use crate::process::{self, Captured};
 use crate::workspace::{self, Workspace};
 
@@ -101,10 +102,10 @@ fn default_dest(ws: &Workspace) -> PathBuf {
     let book = ws.root.join("book");
     let configured = std::fs::read_to_string(book.join("book.toml"))
         .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|text| minitoml::parse(&text).ok())
         .and_then(|table| {
-            let dir = table.get("build")?.get("build-dir")?.as_str()?.to_string();
-            Some(dir)
+            let build = table.get("build")?.as_table()?;
+            Some(build.get("build-dir")?.as_str()?.to_string())
         });
     book.join(configured.unwrap_or_else(|| "book".to_string()))
 }

@@ -130,6 +130,12 @@ pub struct Status {
     enabled: bool,
 }
 
+impl Default for Status {
+    fn default() -> Status {
+        Status::new()
+    }
+}
+
 impl Status {
     /// A status line on standard error, if it is a terminal.
     pub fn new() -> Status {

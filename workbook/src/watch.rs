@@ -2,10 +2,10 @@
 //! files is saved, like rustlings' watch mode.
 //!
 //! A lab counts as changed when the size or modification time of a file
-//! under `labs/NN-topic/` changes. File change events (inotify, through the
-//! `notify` crate) make the tool notice at once; it also compares every
-//! second, so that file systems that send no events (network shares, some
-//! container mounts) still work, only a little later. `--poll` skips the
+//! under `labs/NN-topic/` changes. File change events (inotify(7)) make the
+//! tool notice at once; it also compares every second, so that file systems
+//! that send no events (network shares, some container mounts) still work,
+//! only a little later. `--poll` skips the
 //! events altogether. Enter grades again by hand; `q` and Enter, or Ctrl-C,
 //! quits.
 
@@ -18,7 +18,6 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
-use notify::{RecursiveMode, Watcher};
 
 use crate::grade::{self, LabGrade, State};
 use crate::manifest;
@@ -55,10 +54,10 @@ pub fn run(ws: &Workspace, query: Option<&str>, poll: bool) -> Result<ExitCode> 
     }
     let (tx, rx) = mpsc::channel();
     read_keys(tx.clone());
-    let mut watcher = None;
+    let mut events = false;
     if !poll {
         match start_watcher(ws, &labs, tx.clone()) {
-            Ok(w) => watcher = Some(w),
+            Ok(()) => events = true,
             Err(err) => eprintln!(
                 "workbook: no file change events ({err}); comparing the files every second instead"
             ),
@@ -71,7 +70,7 @@ pub fn run(ws: &Workspace, query: Option<&str>, poll: bool) -> Result<ExitCode> 
         .position(|g| g.state != State::Done)
         .unwrap_or(0);
     show(ws, &grades, None);
-    footer(&labs, current, watcher.is_some());
+    footer(&labs, current, events);
     loop {
         let first = match rx.recv_timeout(POLL) {
             Ok(wake) => Some(wake),
@@ -88,7 +87,7 @@ pub fn run(ws: &Workspace, query: Option<&str>, poll: bool) -> Result<ExitCode> 
         }
         for wake in &wakes {
             if let Wake::WatchFailed(err) = wake {
-                if watcher.take().is_some() {
+                if std::mem::take(&mut events) {
                     eprintln!(
                         "workbook: file change events stopped ({err}); comparing the files \
                          every second instead"
@@ -116,7 +115,7 @@ pub fn run(ws: &Workspace, query: Option<&str>, poll: bool) -> Result<ExitCode> 
         let grades = grade::grade_all(ws, &which)?;
         let path = changed.iter().find_map(|(_, path)| path.as_deref());
         show(ws, &grades, path);
-        footer(&labs, current, watcher.is_some());
+        footer(&labs, current, events);
     }
     println!("Stopped watching.");
     Ok(ExitCode::SUCCESS)
@@ -141,24 +140,25 @@ fn read_keys(tx: Sender<Wake>) {
     });
 }
 
-/// Watches every lab directory for changes; each event wakes the loop.
-fn start_watcher(
-    ws: &Workspace,
-    labs: &[&Lab],
-    tx: Sender<Wake>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+/// Watches every lab directory for changes; each batch of events wakes
+/// the loop.
+#[cfg(target_os = "linux")]
+fn start_watcher(ws: &Workspace, labs: &[&Lab], tx: Sender<Wake>) -> std::io::Result<()> {
+    let dirs: Vec<PathBuf> = labs.iter().map(|lab| ws.lab_dir(lab)).collect();
+    crate::inotify::watch(&dirs, move |event| {
         let wake = match event {
-            Ok(_) => Wake::Event,
-            Err(err) => Wake::WatchFailed(err.to_string()),
+            Ok(()) => Wake::Event,
+            Err(err) => Wake::WatchFailed(err),
         };
         // The loop may have ended: nobody to wake then.
-        let _ = tx.send(wake);
-    })?;
-    for lab in labs {
-        watcher.watch(&ws.lab_dir(lab), RecursiveMode::Recursive)?;
-    }
-    Ok(watcher)
+        tx.send(wake).is_ok()
+    })
+}
+
+/// Without inotify, the files are compared every second.
+#[cfg(not(target_os = "linux"))]
+fn start_watcher(_: &Workspace, _: &[&Lab], _: Sender<Wake>) -> std::io::Result<()> {
+    Err(std::io::Error::other("inotify is Linux's"))
 }
 
 /// The size and modification time of every file of `lab` (build output,

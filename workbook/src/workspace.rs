@@ -10,9 +10,10 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 
 use crate::UsageError;
+use crate::json::Json;
+use crate::minitoml::{self, Table, Value};
 use crate::process;
 
 /// The course checkout: the Cargo workspace that has a `labs/` directory.
@@ -132,11 +133,11 @@ impl Workspace {
                 captured.stderr.lines().next().unwrap_or("no message")
             );
         }
-        let metadata: serde_json::Value = serde_json::from_str(&captured.stdout)
-            .context("cannot read `cargo metadata` output")?;
+        let metadata = Json::parse(&captured.stdout)
+            .map_err(|err| anyhow::anyhow!("cannot read `cargo metadata` output: {err}"))?;
         let dir = metadata
             .get("target_directory")
-            .and_then(|d| d.as_str())
+            .and_then(Json::as_str)
             .context("`cargo metadata` did not report a target_directory")?;
         Ok(PathBuf::from(OsString::from(dir)))
     }
@@ -223,7 +224,7 @@ fn is_course_root(dir: &Path) -> bool {
     let Ok(text) = fs::read_to_string(dir.join("Cargo.toml")) else {
         return false;
     };
-    match text.parse::<toml::Table>() {
+    match minitoml::parse(&text) {
         Ok(table) => table.contains_key("workspace"),
         // A broken manifest still counts when it plainly declares a workspace,
         // so that cargo, not this tool, gets to explain what is wrong with it.
@@ -256,38 +257,44 @@ fn discover_labs(labs_dir: &Path) -> Result<Vec<Lab>> {
 
 /// `labs/NN-topic/lab.toml`: a lab's title, chapter and numbered tasks with
 /// their hints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabToml {
     /// The `[lab]` table.
     pub lab: LabInfo,
     /// The `[[todo]]` tables, one per numbered task.
-    #[serde(default)]
     pub todo: Vec<Todo>,
 }
 
 /// The `[lab]` table of `lab.toml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabInfo {
     /// The lab's title, e.g. `Pipes (管道)`.
-    #[serde(default)]
     pub title: String,
     /// The chapter that teaches it, relative to the workspace root.
     pub chapter: PathBuf,
 }
 
 /// One `[[todo]]` task of `lab.toml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Todo {
-    /// The number used in `// TODO(N)` markers and in the book.
+    /// The number used in `// TODO(N)` markers, `todo!("TODO(N)…")` bodies
+    /// and the book.
     pub number: u32,
-    /// The function in `src/lib.rs` that the task fills in.
-    pub function: String,
+    /// Every function of `src/lib.rs` that the task fills in: those whose
+    /// stub body is `todo!("TODO(N)…")` (`functions = ["start", "ask"]`;
+    /// `function = "start"` names a single one).
+    pub functions: Vec<String>,
     /// The task in one line.
-    #[serde(default)]
     pub summary: String,
     /// Hints, from a nudge to nearly the answer (`cargo workbook hint`).
-    #[serde(default)]
     pub hints: Vec<String>,
+}
+
+impl Todo {
+    /// The functions, joined for a heading: `start, ask, finish`.
+    pub fn function_list(&self) -> String {
+        self.functions.join(", ")
+    }
 }
 
 impl LabToml {
@@ -300,8 +307,99 @@ impl LabToml {
     pub fn load(path: &Path) -> Result<LabToml> {
         let text =
             fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+        LabToml::parse(&text).with_context(|| format!("{} is not valid", path.display()))
     }
+
+    /// Parses the text of a `lab.toml`.
+    pub fn parse(text: &str) -> Result<LabToml> {
+        let doc = minitoml::parse(text)?;
+        let lab = match doc.get("lab") {
+            Some(Value::Table(table)) => table,
+            Some(other) => bail!("`lab` is {}, not a table", other.kind()),
+            None => bail!("missing table `[lab]`"),
+        };
+        let info = LabInfo {
+            title: optional_string(lab, "title", "lab")?.unwrap_or_default(),
+            chapter: PathBuf::from(
+                optional_string(lab, "chapter", "lab")?.context("missing `chapter` in `[lab]`")?,
+            ),
+        };
+        let mut todo = Vec::new();
+        match doc.get("todo") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (index, item) in items.iter().enumerate() {
+                    let table = item
+                        .as_table()
+                        .with_context(|| format!("`todo` {} is not a table", index + 1))?;
+                    todo.push(parse_todo(table, index + 1)?);
+                }
+            }
+            Some(other) => bail!(
+                "`todo` is {}, not an array of `[[todo]]` tables",
+                other.kind()
+            ),
+        }
+        Ok(LabToml { lab: info, todo })
+    }
+}
+
+/// One `[[todo]]` table (the `index`-th, from 1, for messages).
+fn parse_todo(table: &Table, index: usize) -> Result<Todo> {
+    let place = format!("[[todo]] {index}");
+    let number = match table.get("number") {
+        Some(Value::Integer(n)) => {
+            u32::try_from(*n).map_err(|_| anyhow::anyhow!("`number` {n} of {place} is negative"))?
+        }
+        Some(other) => bail!("`number` of {place} is {}, not an integer", other.kind()),
+        None => bail!("{place} has no `number`"),
+    };
+    let place = format!("[[todo]] number = {number}");
+    let functions = match (table.get("functions"), table.get("function")) {
+        (Some(_), Some(_)) => {
+            bail!("{place} has both `function` and `functions`: keep `functions`")
+        }
+        (Some(list), None) => string_list(list, "functions", &place)?,
+        (None, Some(Value::String(one))) => vec![one.clone()],
+        (None, Some(other)) => bail!("`function` of {place} is {}, not a string", other.kind()),
+        (None, None) => bail!("{place} has no `functions`"),
+    };
+    if functions.is_empty() {
+        bail!("`functions` of {place} is empty");
+    }
+    Ok(Todo {
+        number,
+        functions,
+        summary: optional_string(table, "summary", &place)?.unwrap_or_default(),
+        hints: match table.get("hints") {
+            Some(list) => string_list(list, "hints", &place)?,
+            None => Vec::new(),
+        },
+    })
+}
+
+/// The string under `key`, if any; another kind of value is an error.
+fn optional_string(table: &Table, key: &str, place: &str) -> Result<Option<String>> {
+    match table.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => bail!("`{key}` in {place} is {}, not a string", other.kind()),
+    }
+}
+
+/// An array of strings.
+fn string_list(value: &Value, key: &str, place: &str) -> Result<Vec<String>> {
+    let items = value
+        .as_array()
+        .with_context(|| format!("`{key}` of {place} is {}, not an array", value.kind()))?;
+    items
+        .iter()
+        .map(|item| {
+            item.as_str().map(str::to_string).with_context(|| {
+                format!("`{key}` of {place} holds {}, not only strings", item.kind())
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -350,6 +448,35 @@ mod tests {
             err.to_string(),
             "unknown lab `03` (known labs: 01-processes, 02-pipes)"
         );
+    }
+
+    #[test]
+    fn lab_toml_names_every_function_of_a_todo() {
+        let meta = LabToml::parse(
+            "[lab]\ntitle = \"Popen\"\nchapter = \"book/src/03-popen.md\"\n\n\
+             [[todo]]\nnumber = 1\nfunctions = [\"popen\", \"pclose\"]\nhints = [\"a\"]\n\n\
+             [[todo]]\nnumber = 2\nfunction = \"spawn\"\n",
+        )
+        .expect("valid");
+        assert_eq!(meta.lab.title, "Popen");
+        assert_eq!(meta.todo[0].functions, ["popen", "pclose"]);
+        assert_eq!(meta.todo[0].function_list(), "popen, pclose");
+        assert_eq!(meta.todo[1].functions, ["spawn"]);
+        assert!(meta.todo[1].hints.is_empty());
+        for (text, message) in [
+            (
+                "[lab]\nchapter = \"c\"\n[[todo]]\nnumber = 1\n",
+                "[[todo]] number = 1 has no `functions`",
+            ),
+            ("[lab]\ntitle = \"t\"\n", "missing `chapter` in `[lab]`"),
+            (
+                "[lab]\nchapter = \"c\"\n[[todo]]\nnumber = 1\nfunctions = [1]\n",
+                "`functions` of [[todo]] number = 1 holds an integer, not only strings",
+            ),
+        ] {
+            let err = LabToml::parse(text).expect_err(text);
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

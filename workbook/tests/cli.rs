@@ -1,17 +1,18 @@
-//! The `workbook` binary as a student or an instructor meets it: help,
-//! errors, exit codes and what each command prints and changes.
+//! The `workbook` binary as a student meets it: help, errors, exit codes
+//! and what each command prints and changes; and how it hands the
+//! instructors' commands to `workbook-admin` (tested in that package).
 //!
 //! Every test works on its own copy of a small fake course (see
 //! `support/`), with a stand-in for cargo, so that nothing is compiled or
-//! graded for real and the whole file runs in a second or two. The one
-//! test that builds a real handout is `#[ignore]`d: run it with
-//! `cargo test -p workbook -- --ignored`.
+//! graded for real and the whole file runs in a second or two.
 
 mod support;
 
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_workbook");
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use support::{Course, texts};
 
 // ---- help and usage ----------------------------------------------------------
 
-/// Every command, as `--help` lists it.
+/// Every command, as `--help` lists it in the course repository.
 const COMMANDS: [&str; 11] = [
     "grade", "watch", "hint", "reset", "doctor", "clean", "verify", "manifest", "handout", "serve",
     "build",
@@ -42,16 +43,13 @@ fn help_lists_every_command() {
 #[test]
 fn every_command_explains_itself() {
     let course = Course::new();
-    let expected: [(&str, &str); 11] = [
+    let expected: [(&str, &str); 8] = [
         ("grade", "--junit <FILE>"),
         ("watch", "Ctrl-C"),
         ("hint", "target/workbook/hints.toml"),
         ("reset", "--yes"),
         ("doctor", "RLIMIT_MSGQUEUE"),
         ("clean", "IPC_PRIVATE"),
-        ("verify", "--skip <STEP>"),
-        ("manifest", "tests/MANIFEST.sha256"),
-        ("handout", "classroom.yml"),
         ("serve", "WORKBOOK_MDBOOK"),
         ("build", "book/book"),
     ];
@@ -124,21 +122,6 @@ fn outside_a_checkout_is_a_usage_error() {
 }
 
 #[test]
-fn an_unknown_verify_step_is_a_usage_error() {
-    let course = Course::new();
-    let output = course
-        .workbook()
-        .args(["verify", "--skip", "nosuchstep"])
-        .assert()
-        .code(2);
-    let (_, stderr) = texts(output.get_output());
-    assert!(
-        stderr.contains("fmt, clippy, solutions, stubs, drift, manifest"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn building_without_a_book_says_so() {
     let course = Course::new();
     fs::remove_file(course.path("book/book.toml")).expect("remove book.toml");
@@ -150,7 +133,71 @@ fn building_without_a_book_says_so() {
     );
 }
 
-// ---- grade -------------------------------------------------------------------
+// ---- the instructors' commands ----------------------------------------------
+
+#[test]
+fn instructor_commands_are_run_by_workbook_admin_with_their_status() {
+    let course = Course::new();
+    let output = course
+        .workbook_in(&course.path("labs"))
+        .args(["verify", "--skip", "book"])
+        .assert()
+        .code(3);
+    let (_, stderr) = texts(output.get_output());
+    assert!(!stderr.contains("workbook:"), "{stderr}");
+    // The fake cargo ran in the directory the command was typed in.
+    let args = course.read("labs/cargo-run-args");
+    let manifest = course.path("Cargo.toml");
+    let expected = format!(
+        "--manifest-path\n{}\n--package\nworkbook-admin\n--\nverify\n--skip\nbook\n",
+        manifest.display()
+    );
+    assert!(args.starts_with("run\n"), "{args}");
+    assert!(args.ends_with(&expected), "{args}");
+    course.workbook().args(["help", "handout"]).assert().code(3);
+    assert!(
+        course
+            .read("cargo-run-args")
+            .ends_with("--\nhandout\n--help\n")
+    );
+}
+
+#[test]
+fn a_student_copy_has_no_instructor_commands() {
+    let course = Course::new();
+    fs::remove_dir_all(course.path("workbook-admin")).expect("remove workbook-admin");
+    let output = course.workbook().arg("--help").assert().success();
+    let (stdout, _) = texts(output.get_output());
+    for command in ["verify", "manifest", "handout"] {
+        assert!(!stdout.contains(command), "{command} in:\n{stdout}");
+    }
+    let output = course.workbook().arg("verify").assert().code(2);
+    let (_, stderr) = texts(output.get_output());
+    assert!(
+        stderr.contains("this student copy does not have workbook-admin/"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!course.path("cargo-run-args").exists());
+}
+
+#[test]
+fn a_mistyped_option_is_a_one_line_usage_error() {
+    let course = Course::new();
+    let output = course
+        .workbook()
+        .args(["grade", "--jason"])
+        .assert()
+        .code(2);
+    let (_, stderr) = texts(output.get_output());
+    assert_eq!(
+        stderr,
+        "workbook: unexpected argument `--jason` (usage: cargo workbook grade [--json] \
+         [--junit FILE] [LAB]; see `cargo workbook grade --help`)\n"
+    );
+}
+
+// ---- grade ------------------------------------------------------------------
 
 #[test]
 fn grade_shows_a_scoreboard_with_the_first_failure() {
@@ -332,69 +379,7 @@ fn grade_says_when_there_is_no_manifest() {
     );
 }
 
-// ---- manifest ----------------------------------------------------------------
-
-#[test]
-fn manifest_records_the_grading_files_and_the_labs() {
-    let course = Course::new();
-    let tests = course.read("tests/MANIFEST.sha256");
-    for path in [
-        "  .config/insta.yaml\n",
-        "  Cargo.toml\n",
-        "  labs/01-processes/Cargo.toml\n",
-        "  tests/02-pipes.rs\n",
-        "  tests/grader/src/lib.rs\n",
-        "  tests/snapshots/pipes__task_1_works.snap\n",
-    ] {
-        assert!(tests.contains(path), "{path} missing from:\n{tests}");
-    }
-    assert!(!tests.contains("labs/02-pipes/src/lib.rs"), "{tests}");
-    assert!(!tests.contains("  tests/MANIFEST.sha256\n"), "{tests}");
-    let labs = course.read("labs/MANIFEST.sha256");
-    assert!(labs.contains("  labs/02-pipes/src/lib.rs\n"), "{labs}");
-    assert!(labs.contains("  labs/02-pipes/lab.toml\n"), "{labs}");
-    assert!(!labs.contains("solutions"), "{labs}");
-    // Anyone can check the grading files without this tool.
-    let status = StdCommand::new("sha256sum")
-        .current_dir(&course.root)
-        .args(["--check", "--quiet", "tests/MANIFEST.sha256"])
-        .status()
-        .expect("sha256sum runs");
-    assert!(status.success());
-}
-
-#[test]
-fn manifest_check_names_what_changed() {
-    let course = Course::new();
-    course
-        .workbook()
-        .args(["manifest", "--check"])
-        .assert()
-        .success();
-    course.solve("01-processes", 1);
-    course.write("tests/03-new.rs", "//! A new suite.\n");
-    let output = course
-        .workbook()
-        .args(["manifest", "--check"])
-        .assert()
-        .code(1);
-    let (stdout, _) = texts(output.get_output());
-    assert_eq!(
-        stdout,
-        "tests/MANIFEST.sha256 is out of date (review the changes, then run `cargo workbook manifest`):\n  \
-         tests/03-new.rs: added\n\
-         labs/MANIFEST.sha256 is out of date (review the changes, then run `cargo workbook manifest`):\n  \
-         labs/01-processes/src/lib.rs: changed\n"
-    );
-    course.workbook().arg("manifest").assert().success();
-    course
-        .workbook()
-        .args(["manifest", "--check"])
-        .assert()
-        .success();
-}
-
-// ---- hint --------------------------------------------------------------------
+// ---- hint -------------------------------------------------------------------
 
 #[test]
 fn hints_come_one_at_a_time_for_the_next_todo() {
@@ -421,11 +406,11 @@ fn hints_come_one_at_a_time_for_the_next_todo() {
     // What was shown is kept in the target directory, not in the sources.
     let state = course.read("target/workbook/hints.toml");
     assert!(state.contains("[shown.02-pipes]\n1 = 2\n"), "{state}");
-    course
-        .workbook()
-        .args(["manifest", "--check"])
-        .assert()
-        .success();
+    let ws = workbook::workspace::Workspace::discover(&course.root).expect("the course");
+    assert_eq!(
+        workbook::manifest::stale(&ws).expect("compared"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -453,7 +438,7 @@ fn hints_move_on_when_a_todo_is_done() {
         .success();
     let (stdout, _) = texts(output.get_output());
     assert!(
-        stdout.contains("(already done: task_1 no longer calls todo!())"),
+        stdout.contains("(already done: no todo!(\"TODO(1)…\") is left in src/lib.rs)"),
         "{stdout}"
     );
     assert!(
@@ -474,14 +459,40 @@ fn a_todo_that_does_not_exist_is_a_usage_error() {
 }
 
 #[test]
-fn a_lab_that_does_not_parse_asks_for_the_todo_number() {
+fn a_todo_is_done_only_when_every_function_of_it_is() {
     let course = Course::new();
-    course.write("labs/02-pipes/src/lib.rs", "pub fn task_1( {\n");
+    // TODO 1 spans two functions: one done is not enough, whatever else is
+    // wrong with the file (it need not even compile).
+    course.write(
+        "labs/02-pipes/src/lib.rs",
+        "pub fn task_1() -> u32 { 1 }\n\
+         pub fn task_1b() -> u32 {\n    // TODO(1): the rest of task 1.\n    todo!(\"TODO(1): task_1b\")\n}\n\
+         pub fn task_2( {\n    // todo!(\"TODO(2): commented out\")\n",
+    );
+    let output = course.workbook().args(["hint", "02"]).assert().success();
+    let (stdout, _) = texts(output.get_output());
+    assert!(
+        stdout.starts_with("02-pipes · TODO 1 (1 of 2): task_1\n"),
+        "{stdout}"
+    );
+    course.write("labs/02-pipes/src/lib.rs", "pub fn task_1() -> u32 { 1 }\n");
+    let output = course.workbook().args(["hint", "02"]).assert().success();
+    let (stdout, _) = texts(output.get_output());
+    assert!(
+        stdout.starts_with("Every TODO of 02-pipes is done"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_lab_without_its_source_asks_for_the_todo_number() {
+    let course = Course::new();
+    fs::remove_file(course.path("labs/02-pipes/src/lib.rs")).expect("remove lib.rs");
     let output = course.workbook().args(["hint", "02"]).assert().code(1);
     let (_, stderr) = texts(output.get_output());
     assert!(
         stderr.starts_with(
-            "workbook: cannot tell which TODO is next: labs/02-pipes/src/lib.rs does not parse"
+            "workbook: cannot tell which TODO is next: cannot read labs/02-pipes/src/lib.rs"
         ),
         "{stderr}"
     );
@@ -496,7 +507,7 @@ fn a_lab_that_does_not_parse_asks_for_the_todo_number() {
         .success();
 }
 
-// ---- reset -------------------------------------------------------------------
+// ---- reset ------------------------------------------------------------------
 
 #[test]
 fn reset_puts_the_shipped_stub_back_and_keeps_a_copy() {
@@ -576,176 +587,6 @@ fn reset_without_git_history_says_so_and_changes_nothing() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert_eq!(course.read("labs/02-pipes/src/lib.rs"), mine);
-}
-
-// ---- handout -----------------------------------------------------------------
-
-#[test]
-fn handout_refuses_a_directory_that_is_not_empty() {
-    let course = Course::new();
-    let dest = course.outside("student");
-    support::write(&dest.join("notes.txt"), "mine\n");
-    let output = course
-        .workbook()
-        .args(["handout"])
-        .arg(&dest)
-        .assert()
-        .code(2);
-    let (_, stderr) = texts(output.get_output());
-    assert_eq!(
-        stderr.trim(),
-        format!(
-            "workbook: {} is not empty: give a new or empty directory",
-            dest.display()
-        )
-    );
-    support::write(&course.outside("file"), "x");
-    let output = course
-        .workbook()
-        .args(["handout", "../file"])
-        .assert()
-        .code(2);
-    let (_, stderr) = texts(output.get_output());
-    assert!(
-        stderr.contains("file exists and is not a directory"),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn handout_leaves_the_solutions_out_and_adds_classroom_grading() {
-    let course = Course::new();
-    let output = course
-        .workbook()
-        .args(["handout", "../student", "--points", "25"])
-        .assert()
-        .success();
-    let (stdout, _) = texts(output.get_output());
-    assert!(stdout.starts_with("Wrote the student copy to "), "{stdout}");
-    let student = course.outside("student");
-    for absent in ["solutions", ".ci", "target", "book/book", ".git"] {
-        assert!(!student.join(absent).exists(), "{absent} was copied");
-    }
-    for present in [
-        "labs/02-pipes/src/lib.rs",
-        "labs/01-processes/lab.toml",
-        "tests/02-pipes.rs",
-        "tests/snapshots/pipes__task_1_works.snap",
-        "tests/grader/src/lib.rs",
-        "book/src/SUMMARY.md",
-        "workbook/Cargo.toml",
-        ".cargo/config.toml",
-        ".config/insta.yaml",
-        ".gitignore",
-    ] {
-        assert!(student.join(present).is_file(), "{present} is missing");
-    }
-    let cargo_toml = fs::read_to_string(student.join("Cargo.toml")).expect("Cargo.toml");
-    assert!(!cargo_toml.contains("solutions"), "{cargo_toml}");
-    assert!(
-        cargo_toml.contains("    \"labs/02-pipes\",\n"),
-        "{cargo_toml}"
-    );
-    let readme = fs::read_to_string(student.join("README.md")).expect("README.md");
-    assert!(readme.starts_with("# A fake course\n"), "{readme}");
-    assert!(!readme.contains("solution"), "{readme}");
-    assert!(
-        readme.contains("| 02 | Pipes (管道) | `labs/02-pipes` | `book/src/02-pipes.md` |"),
-        "{readme}"
-    );
-    let justfile = fs::read_to_string(student.join("justfile")).expect("justfile");
-    assert!(!justfile.contains("verify"), "{justfile}");
-    let workflow =
-        fs::read_to_string(student.join(".github/workflows/classroom.yml")).expect("workflow");
-    for expected in [
-        "uses: education/autograding-command-grader@v1",
-        "      - name: \"01-processes Processes\"\n        id: lab_01_processes\n",
-        "          command: cargo test -p pipes --test pipes\n          timeout: 10\n          max-score: 25\n",
-        "        run: sha256sum --check --quiet tests/MANIFEST.sha256\n",
-        "uses: education/autograding-grading-reporter@v1",
-        "          LAB_02_PIPES_RESULTS: \"${{steps.lab_02_pipes.outputs.result}}\"\n",
-        "          runners: lab_01_processes,lab_02_pipes\n",
-    ] {
-        assert!(
-            workflow.contains(expected),
-            "{expected} missing from:\n{workflow}"
-        );
-    }
-    // The copy carries its own manifests, and they match it.
-    course
-        .workbook_in(&student)
-        .args(["manifest", "--check"])
-        .assert()
-        .success();
-    // A student copy grades, but has nothing for `verify` to check.
-    course
-        .workbook_in(&student)
-        .args(["grade", "02"])
-        .assert()
-        .code(1);
-    let output = course.workbook_in(&student).arg("verify").assert().code(2);
-    let (_, stderr) = texts(output.get_output());
-    assert!(
-        stderr.contains("this student copy does not have"),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn handout_with_git_is_a_repository_with_one_commit() {
-    let course = Course::new();
-    course
-        .workbook()
-        .args(["handout", "../student", "--git"])
-        .env("GIT_AUTHOR_NAME", "Instructor")
-        .env("GIT_AUTHOR_EMAIL", "instructor@example.com")
-        .env("GIT_COMMITTER_NAME", "Instructor")
-        .env("GIT_COMMITTER_EMAIL", "instructor@example.com")
-        .assert()
-        .success();
-    let student = course.outside("student");
-    let log = StdCommand::new("git")
-        .current_dir(&student)
-        .args(["log", "--format=%s"])
-        .output()
-        .expect("git log");
-    assert_eq!(String::from_utf8_lossy(&log.stdout), "Course handout\n");
-    // Reset works in the student repository: the handout's commit holds the stubs.
-    let lib = student.join("labs/02-pipes/src/lib.rs");
-    let shipped = fs::read_to_string(&lib).expect("the stub");
-    fs::write(&lib, "// my attempt\n").expect("write");
-    course
-        .workbook_in(&student)
-        .args(["reset", "02", "--yes"])
-        .assert()
-        .success();
-    assert_eq!(fs::read_to_string(&lib).expect("the stub"), shipped);
-}
-
-/// Builds a handout of the real course and compiles it: slow (a full
-/// workspace build), so only on demand.
-#[test]
-#[ignore = "builds a whole workspace; run with --ignored"]
-fn a_handout_of_the_real_course_builds() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let dest = dir.path().join("student");
-    assert_cmd::cargo::cargo_bin_cmd!("workbook")
-        .current_dir(root)
-        .arg("handout")
-        .arg(&dest)
-        .assert()
-        .success();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = StdCommand::new(&cargo)
-        .current_dir(&dest)
-        .args(["build", "--workspace", "--all-targets"])
-        .env("CARGO_TARGET_DIR", dir.path().join("target"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the handout does not build");
 }
 
 // ---- watch -------------------------------------------------------------------
@@ -870,7 +711,7 @@ fn watch_by_polling_regrades_too() {
     watch_regrades_on_save(&["02", "--poll"]);
 }
 
-// ---- doctor and clean --------------------------------------------------------
+// ---- doctor and clean -------------------------------------------------------
 
 #[test]
 fn doctor_reports_each_check_with_a_fix() {

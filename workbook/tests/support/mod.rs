@@ -1,11 +1,15 @@
-//! A small fake course to run the `workbook` binary against, and a stand-in
-//! for cargo, so that no test compiles or grades anything for real.
+//! A small fake course to run the course CLI against (the `workbook` and
+//! `workbook-admin` binaries: the test file that includes this module names
+//! its binary as `crate::BIN`), and a stand-in for cargo, so that no test
+//! compiles or grades anything for real.
 //!
 //! The fake course has two labs (`01-processes`, `02-pipes`) with two TODOs
 //! each, their solutions, suites, a snapshot, a book and a README. The fake
-//! cargo (`$CARGO`) answers `cargo metadata`, and answers `cargo test -p
-//! TOPIC` with libtest output in which test N passes once the lab's
-//! `todo!("TODO(N)…")` is gone.
+//! cargo (`$CARGO`) answers `cargo metadata`, answers `cargo test -p TOPIC`
+//! with libtest output in which test N passes once the lab's
+//! `todo!("TODO(N)…")` is gone, and answers `cargo run` by writing its
+//! arguments, one per line, to `cargo-run-args` in its working directory
+//! and exiting with status 3.
 
 #![allow(dead_code)]
 
@@ -24,6 +28,7 @@ const FAKE_CARGO: &str = r#"#!/bin/sh
 here=$(pwd -P)
 case "$1" in
   metadata) printf '{"target_directory":"%s/target"}\n' "$here"; exit 0 ;;
+  run) printf '%s\n' "$@" > cargo-run-args; exit 3 ;;
   test) ;;
   *) exit 0 ;;
 esac
@@ -82,7 +87,8 @@ impl Course {
         fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).expect("chmod");
         let course = Course { dir, root, cargo };
         course.write_files();
-        course.workbook().arg("manifest").assert().success();
+        let ws = workbook::workspace::Workspace::discover(&course.root).expect("the fake course");
+        workbook::manifest::write(&ws).expect("manifests written");
         course
     }
 
@@ -102,7 +108,7 @@ impl Course {
 
     /// The binary under test, run in `dir` with the fake cargo.
     pub fn workbook_in(&self, dir: &Path) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("workbook");
+        let mut cmd = Command::new(crate::BIN);
         cmd.current_dir(dir)
             .env("CARGO", &self.cargo)
             .env_remove("CARGO_TARGET_DIR")
@@ -173,6 +179,7 @@ members = [
     "solutions/02-pipes",
     "tests/grader",
     "workbook",
+    "workbook-admin",
 ]
 # `cargo test` at the root grades the reference solutions.
 default-members = [
@@ -180,6 +187,7 @@ default-members = [
     "solutions/02-pipes",
     "tests/grader",
     "workbook",
+    "workbook-admin",
 ]
 "#,
         );
@@ -199,6 +207,10 @@ default-members = [
         self.write("book/src/SUMMARY.md", "# Summary\n");
         self.write("book/book/index.html", "built\n");
         self.write("workbook/Cargo.toml", "[package]\nname = \"workbook\"\n");
+        self.write(
+            "workbook-admin/Cargo.toml",
+            "[package]\nname = \"workbook-admin\"\n",
+        );
         self.write("tests/grader/Cargo.toml", "[package]\nname = \"grader\"\n");
         self.write("tests/grader/src/lib.rs", "//! The grader.\n");
         self.write(
@@ -243,9 +255,9 @@ default-members = [
                 &format!("labs/{lab}/lab.toml"),
                 &format!(
                     "[lab]\ntitle = \"{title}\"\nchapter = \"book/src/{lab}.md\"\n\n\
-                     [[todo]]\nnumber = 1\nfunction = \"task_1\"\nsummary = \"The first thing\"\n\
+                     [[todo]]\nnumber = 1\nfunctions = [\"task_1\"]\nsummary = \"The first thing\"\n\
                      hints = [\"Look at the first call.\", \"Call it twice.\"]\n\n\
-                     [[todo]]\nnumber = 2\nfunction = \"task_2\"\nsummary = \"The second thing\"\n\
+                     [[todo]]\nnumber = 2\nfunctions = [\"task_2\"]\nsummary = \"The second thing\"\n\
                      hints = [\"Think about the second call.\"]\n"
                 ),
             );

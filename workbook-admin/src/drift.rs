@@ -14,7 +14,10 @@
 //! * both `src/main.rs` include `lib.rs` as `mod lab` and call `lab::cli::main()`;
 //! * both `Cargo.toml` declare the same dependencies and the same grading
 //!   test target, under the conventional package names;
-//! * the `// TODO(N)` markers match the `[[todo]]` tasks of `lab.toml`.
+//! * the `// TODO(N)` markers match the `[[todo]]` tasks of `lab.toml`, and
+//!   each task lists in `functions` exactly the functions whose stub body is
+//!   `todo!("TODO(N)…")` (methods as `Type::method`): `hint` takes a TODO
+//!   as done once none of them is left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -26,7 +29,7 @@ use syn::{
     Attribute, Expr, File, ImplItem, Item, Lit, Meta, Signature, Stmt, Type, UseTree, Visibility,
 };
 
-use crate::workspace::{Lab, LabToml, Workspace};
+use workbook::workspace::{Lab, LabToml, Workspace};
 
 /// One difference, about one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -816,15 +819,33 @@ fn check_lab_toml(ws: &Workspace, lab: &Lab, lib_src: &str, lib: &File) -> Vec<S
             lib_rel.display()
         ));
     }
-    let functions = function_names(lib);
-    for task in &meta.todo {
-        if !functions.contains(&task.function) {
+    let todos = function_todos(lib);
+    for n in todos.values().flatten().collect::<BTreeSet<_>>() {
+        if !tasks.contains(n) {
             problems.push(format!(
-                "{}: [[todo]] number = {} names function `{}`, which {} does not define",
+                "{}: todo!(\"TODO({n})…\") has no [[todo]] number = {n} in {}",
+                lib_rel.display(),
+                toml_rel.display()
+            ));
+        }
+    }
+    for task in &meta.todo {
+        let listed: BTreeSet<&str> = task.functions.iter().map(String::as_str).collect();
+        let holding: BTreeSet<&str> = todos
+            .iter()
+            .filter(|(_, numbers)| numbers.contains(&task.number))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if listed != holding {
+            problems.push(format!(
+                "{}: [[todo]] number = {} lists functions = [{}], but the functions whose stub is \
+                 todo!(\"TODO({})…\") in {} are [{}] (`hint` moves on once none is left)",
                 toml_rel.display(),
                 task.number,
-                task.function,
-                lib_rel.display()
+                quoted_list(&listed),
+                task.number,
+                lib_rel.display(),
+                quoted_list(&holding)
             ));
         }
     }
@@ -839,25 +860,69 @@ fn check_lab_toml(ws: &Workspace, lab: &Lab, lib_src: &str, lib: &File) -> Vec<S
     problems
 }
 
-/// The names of the functions a file defines, in `impl` blocks too.
-fn function_names(file: &File) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+/// Every function a file defines (methods as `Type::method`), with the
+/// numbers N of the `todo!("TODO(N)…")` calls in its body.
+fn function_todos(file: &File) -> BTreeMap<String, BTreeSet<u32>> {
+    let mut found = BTreeMap::new();
     for item in &file.items {
         match item {
             Item::Fn(f) => {
-                names.insert(f.sig.ident.to_string());
+                found.insert(
+                    f.sig.ident.to_string(),
+                    todo_numbers(f.block.to_token_stream()),
+                );
             }
             Item::Impl(imp) => {
+                let owner = type_name(&imp.self_ty).unwrap_or_default();
                 for inner in &imp.items {
                     if let ImplItem::Fn(f) = inner {
-                        names.insert(f.sig.ident.to_string());
+                        found.insert(
+                            format!("{owner}::{}", f.sig.ident),
+                            todo_numbers(f.block.to_token_stream()),
+                        );
                     }
                 }
             }
             _ => {}
         }
     }
-    names
+    found
+}
+
+/// The numbers N of the `todo!("TODO(N)…")` calls among `tokens`.
+pub fn todo_numbers(tokens: TokenStream) -> BTreeSet<u32> {
+    let mut numbers = BTreeSet::new();
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, tree) in trees.iter().enumerate() {
+        if let TokenTree::Group(group) = tree {
+            numbers.extend(todo_numbers(group.stream()));
+        }
+        let is_call = matches!(tree, TokenTree::Ident(ident) if ident == "todo")
+            && matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+        let Some(TokenTree::Group(args)) = trees.get(i + 2).filter(|_| is_call) else {
+            continue;
+        };
+        let Some(TokenTree::Literal(text)) = args.stream().into_iter().next() else {
+            continue;
+        };
+        let text = text.to_string();
+        let Some(rest) = text.strip_prefix("\"TODO(") else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if rest[digits.len()..].starts_with(')')
+            && let Ok(n) = digits.parse()
+        {
+            numbers.insert(n);
+        }
+    }
+    numbers
+}
+
+/// `"a", "b"`, for a message.
+fn quoted_list(names: &BTreeSet<&str>) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
+    quoted.join(", ")
 }
 
 /// The numbers N of every `// TODO(N)` comment in `src`.
@@ -993,6 +1058,23 @@ impl PipeLimits {
         let found = problems(LAB, &sol);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].item, "impl std::fmt::Display for PipeLimits");
+    }
+
+    #[test]
+    fn each_function_is_known_with_its_todo_numbers() {
+        let file = syn::parse_file(
+            "pub fn popen() { todo!(\"TODO(1): popen\") }\n\
+             pub fn pclose() { if true { std::todo!(\"TODO(1): pclose\") } }\n\
+             impl Coprocess { pub fn ask(&self) { todo!(\"TODO(4): ask\"); todo!(\"TODO(5)\") } }\n\
+             fn helper() -> u8 { todo!() }\n",
+        )
+        .expect("valid Rust");
+        let found = function_todos(&file);
+        let numbers = |name: &str| found[name].iter().copied().collect::<Vec<u32>>();
+        assert_eq!(numbers("popen"), [1]);
+        assert_eq!(numbers("pclose"), [1]);
+        assert_eq!(numbers("Coprocess::ask"), [4, 5]);
+        assert!(numbers("helper").is_empty());
     }
 
     #[test]

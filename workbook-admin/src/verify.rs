@@ -14,10 +14,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use crate::grade::{self, State, Target};
-use crate::process::{self, Status};
-use crate::workspace::Workspace;
-use crate::{UsageError, drift, manifest, mdbook};
+use crate::drift;
+use workbook::grade::{self, State, Target};
+use workbook::process::{self, Status};
+use workbook::workspace::Workspace;
+use workbook::{UsageError, manifest, mdbook};
 
 /// The steps of `verify`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,8 +3,9 @@
 //! DIR receives a copy of the course without what students must not see or
 //! do not need, and with what a classroom needs:
 //!
-//! * left out: `solutions/` (and its crates from the workspace members),
-//!   `.git/`, `target/`, the built book, CI scripts of the course (`.ci/`,
+//! * left out: `solutions/` and `workbook-admin/` (the instructors'
+//!   commands), and their crates from the workspace members; `.git/`,
+//!   `target/`, the built book, CI scripts of the course (`.ci/`,
 //!   `.github/`), pending snapshots;
 //! * rewritten: the workspace `Cargo.toml` (no solution members), the
 //!   README (for students: no solution or instructor commands) and the
@@ -24,10 +25,10 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-use crate::UsageError;
-use crate::manifest::{self, Kind};
-use crate::process;
-use crate::workspace::{self, LabToml, Workspace};
+use workbook::UsageError;
+use workbook::manifest::{self, Kind};
+use workbook::process;
+use workbook::workspace::{self, LabToml, Workspace};
 
 /// The student README, with `{{TITLE}}` and `{{LABS}}` to fill in.
 const README: &str = include_str!("../templates/student-README.md");
@@ -36,10 +37,11 @@ const README: &str = include_str!("../templates/student-README.md");
 const JUSTFILE: &str = include_str!("../templates/student.justfile");
 
 /// Paths (relative to the root) that are never copied.
-const LEFT_OUT: [&str; 11] = [
+const LEFT_OUT: [&str; 12] = [
     ".git",
     "target",
     "solutions",
+    "workbook-admin",
     ".ci",
     ".github",
     "book/book",
@@ -89,7 +91,9 @@ pub fn run(ws: &Workspace, options: &Options, cwd: &Path) -> Result<ExitCode> {
         "Wrote the student copy to {shown} ({} files copied).",
         copied
     );
-    println!("  left out: solutions/ and its workspace members, .git/, target/, .ci/, .github/");
+    println!(
+        "  left out: solutions/ and workbook-admin/ (and their workspace members), .git/, target/, .ci/, .github/"
+    );
     println!(
         "  .github/workflows/classroom.yml: one autograding test per lab, {} points each ({} labs)",
         options.points,
@@ -186,13 +190,21 @@ fn left_out(root: &Path, path: &Path) -> bool {
     nested_hidden || (manifest::is_ignored(&name) && !name.starts_with('.'))
 }
 
-/// The workspace `Cargo.toml` without the solutions: their lines leave
-/// `members` and `default-members`, and the comment above
-/// `default-members` is written for students.
+/// Workspace members the student copy does not have.
+fn instructor_only(member: &str) -> bool {
+    member.starts_with("solutions/") || member == "solutions" || member == "workbook-admin"
+}
+
+/// The workspace `Cargo.toml` without the solutions and the instructors'
+/// commands: their lines leave `members` and `default-members`, and the
+/// comment above `default-members` is written for students.
 fn student_manifest(text: &str) -> Result<String> {
     let mut lines: Vec<String> = text
         .lines()
-        .filter(|line| !line.trim_start().starts_with("\"solutions/"))
+        .filter(|line| {
+            let member = line.trim().trim_end_matches(',').trim_matches('"');
+            !(line.trim_start().starts_with('"') && instructor_only(member))
+        })
         .map(str::to_string)
         .collect();
     if let Some(at) = lines
@@ -225,10 +237,10 @@ fn student_manifest(text: &str) -> Result<String> {
             .and_then(|m| m.as_array())
             .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>())
             .unwrap_or_default();
-        if names.iter().any(|name| name.starts_with("solutions")) {
+        if names.iter().any(|name| instructor_only(name)) {
             bail!(
-                "cannot take the solutions out of the workspace `{key}` in Cargo.toml: \
-                 write each member on a line of its own"
+                "cannot take the solutions and workbook-admin out of the workspace `{key}` in \
+                 Cargo.toml: write each member on a line of its own"
             );
         }
     }
@@ -408,12 +420,15 @@ members = [
     "labs/01-processes",
     "solutions/01-processes",
     "tests/grader",
+    "workbook",
+    "workbook-admin",
 ]
 # `cargo test` at the root grades the reference solutions.
 # More about it.
 default-members = [
     "solutions/01-processes",
     "tests/grader",
+    "workbook-admin",
 ]
 "#;
 
@@ -421,6 +436,8 @@ default-members = [
     fn the_solutions_leave_the_workspace() {
         let student = student_manifest(COURSE).expect("rewritten");
         assert!(!student.contains("solutions"), "{student}");
+        assert!(!student.contains("workbook-admin"), "{student}");
+        assert!(student.contains("    \"workbook\",\n"), "{student}");
         assert!(student.contains("    \"labs/01-processes\",\n"));
         assert!(student.contains(
             "# `cargo workbook grade`.\ndefault-members = [\n    \"tests/grader\",\n]\n"
@@ -442,6 +459,7 @@ default-members = [
         let root = Path::new("/course");
         for path in [
             "solutions",
+            "workbook-admin",
             ".git",
             "target",
             "book/book",

@@ -1,0 +1,133 @@
+//! `cargo workbook verify | manifest | handout`: the course CLI's commands
+//! for course authors and instructors.
+//!
+//! They live apart from the student commands (package `workbook`) because
+//! they need heavier dependencies (a Rust parser for the drift check, clap,
+//! serde): the student commands compile in seconds without them. The
+//! `workbook` binary runs this one (`cargo run --package workbook-admin --
+//! COMMAND …`) for these commands, so `cargo workbook verify` works as it
+//! always did. The student copy made by `handout` leaves this package out,
+//! like the solutions.
+
+mod drift;
+mod handout;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use workbook::manifest;
+use workbook::workspace::Workspace;
+
+/// The commands of course authors and instructors of the Linux IPC
+/// workbook (run as `cargo workbook <COMMAND>`).
+#[derive(Debug, Parser)]
+#[command(name = "cargo workbook", bin_name = "cargo workbook", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every check CI runs on the course (for course authors)
+    ///
+    /// Checks formatting and lints, that every solution passes and every
+    /// untouched lab fails its suite, that labs and solutions have not drifted
+    /// apart, that the checksum manifests are up to date, that the runs left
+    /// snapshots and the machine clean, and that the book builds. Every step
+    /// runs even after an earlier one failed; the steps are listed under --skip.
+    ///
+    /// Exit status: 0 when every step passed, 1 otherwise.
+    Verify {
+        /// Skip a step (repeatable), e.g. `--skip book --skip clippy` for a quick
+        /// local run; CI runs them all
+        #[arg(long, value_name = "STEP")]
+        skip: Vec<verify::Step>,
+    },
+    /// Rewrite the checksum manifests after changing tests or labs (for course
+    /// authors)
+    ///
+    /// tests/MANIFEST.sha256 records the files that decide a grade (tests/, the
+    /// workspace and lab Cargo.toml files, .config/insta.yaml): `grade` warns when
+    /// they differ. labs/MANIFEST.sha256 records every file of every lab as
+    /// shipped: `reset` puts them back. Review your changes, then run this;
+    /// `verify` fails while the manifests are out of date.
+    Manifest {
+        /// Only check that the manifests match the checkout (exit status 1 if not)
+        #[arg(long)]
+        check: bool,
+    },
+    /// Make the repository students get, without the solutions (for instructors)
+    ///
+    /// Copies the course to DIR (which must be new or empty) without solutions/,
+    /// workbook-admin/ (these commands) and their workspace members, .git/,
+    /// target/ and the course's CI; writes a README and justfile for students,
+    /// fresh checksum manifests, and .github/workflows/classroom.yml: GitHub
+    /// Classroom autograding with one test per lab (`cargo test -p TOPIC --test
+    /// TOPIC`) worth --points each. The copy builds as it is, and `cargo test`
+    /// in each lab grades it.
+    Handout {
+        /// Where to write the student repository (new or empty)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Make it a git repository with one commit, ready to push as a template
+        #[arg(long)]
+        git: bool,
+        /// Points each lab is worth in the autograding workflow
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        points: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => workbook::report_error(&err),
+    }
+}
+
+/// Finds the checkout and runs one command.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let ws = Workspace::discover(&cwd)?;
+    match cli.command {
+        Command::Verify { skip } => verify::run(&ws, &skip),
+        Command::Manifest { check } => manifest_command(&ws, check),
+        Command::Handout { dir, git, points } => {
+            let options = handout::Options {
+                dest: &dir,
+                git,
+                points,
+            };
+            handout::run(&ws, &options, &cwd)
+        }
+    }
+}
+
+/// Runs `cargo workbook manifest [--check]`.
+fn manifest_command(ws: &Workspace, check: bool) -> anyhow::Result<ExitCode> {
+    use manifest::Kind;
+    if check {
+        let reasons = manifest::stale(ws)?;
+        if reasons.is_empty() {
+            println!(
+                "{} and {} match the checkout.",
+                Kind::Grading.file(),
+                Kind::Labs.file()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        for reason in reasons {
+            println!("{reason}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    for (kind, count) in manifest::write(ws)? {
+        println!("wrote {} ({count} files)", kind.file());
+    }
+    Ok(ExitCode::SUCCESS)
+}

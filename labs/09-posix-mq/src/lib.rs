@@ -430,8 +430,9 @@ pub fn request(
 ///    `server: SIGTERM: unlinked NAME, tickets handed out: N` (or `SIGINT`)
 ///    and return. `ENOENT` from `mq_unlink` is no error: someone unlinked
 ///    the name already, and the server went on serving the clients that had
-///    the queue open. After any other error, still unlink the name and wait
-///    for the children before returning the error.
+///    the queue open; log `NAME was unlinked already` in place of
+///    `unlinked NAME`. After any other error, still unlink the name and
+///    wait for the children before returning the error.
 ///
 /// Chapter 05's server had a gap: a stop signal that came after the check
 /// of the flag and before `msgrcv` waited for the next request. With a

@@ -694,8 +694,9 @@ impl Drop for ReplyQueue<'_> {
 ///    `server: SIGTERM: unlinked NAME, tickets handed out: N` (or `SIGINT`)
 ///    and return. `ENOENT` from `mq_unlink` is no error: someone unlinked
 ///    the name already, and the server went on serving the clients that had
-///    the queue open. After any other error, still unlink the name and wait
-///    for the children before returning the error.
+///    the queue open; log `NAME was unlinked already` in place of
+///    `unlinked NAME`. After any other error, still unlink the name and
+///    wait for the children before returning the error.
 ///
 /// Chapter 05's server had a gap: a stop signal that came after the check
 /// of the flag and before `msgrcv` waited for the next request. With a
@@ -710,18 +711,21 @@ pub fn serve(name: &str, work: Duration, out: &mut impl Write) -> anyhow::Result
         .with_context(|| format!("create the server queue {name}"))?;
     let served = serve_requests(&queue, name, work, &unblocked, out);
     // Whatever ended the loop, the name goes and no child is left behind.
-    let unlinked = match unlink(name) {
-        Err(Errno::ENOENT) => Ok(()),
-        other => other.with_context(|| format!("mq_unlink {name}")),
-    };
+    let unlinked = unlink(name);
     let waited = wait_for_children();
     let tickets = served?;
-    unlinked?;
+    let what = match unlinked {
+        Ok(()) => format!("unlinked {name}"),
+        // Someone unlinked the name while we served: the queue was ours all
+        // the same, and it goes when we close it.
+        Err(Errno::ENOENT) => format!("{name} was unlinked already"),
+        Err(errno) => return Err(errno).with_context(|| format!("mq_unlink {name}")),
+    };
     waited?;
     let signal = Signal::try_from(STOP.load(Ordering::SeqCst)).map_or("stop", Signal::as_str);
     writeln!(
         out,
-        "server: {signal}: unlinked {name}, tickets handed out: {tickets}"
+        "server: {signal}: {what}, tickets handed out: {tickets}"
     )?;
     Ok(())
 }

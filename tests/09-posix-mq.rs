@@ -50,6 +50,8 @@ const FILTERS: &[(&str, &str)] = &[
     (r"uid \d+", "uid [UID]"),
     (r"pid \d+", "pid [PID]"),
     (r"\.client\.\d+", ".client.[PID]"),
+    (r"msg_max \(\d+\)", "msg_max ([MSG_MAX])"),
+    (r"msgsize_max \(\d+\)", "msgsize_max ([MSGSIZE_MAX])"),
 ];
 
 /// Compares the transcript of a run with its snapshot, after [`FILTERS`]

@@ -12,6 +12,7 @@
 //! The name is passed on exactly as given, so that `mq_open` itself says
 //! what is wrong with a bad one.
 
+use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -26,8 +27,8 @@ use nix::mqueue::MQ_OFlag;
 use nix::sys::stat::fstat;
 
 use super::{
-    Capacity, Notification, Queue, attributes, create, deadline_after, notify, open, protocol,
-    receive, request, send, serve, set_nonblocking, unlink, watch,
+    Capacity, Message, Notification, Queue, attributes, create, deadline_after, notify, open,
+    protocol, receive, request, send, serve, set_nonblocking, unlink, watch,
 };
 
 /// The longest part of a name after its `/`, in bytes (`NAME_MAX`).
@@ -534,3 +535,19 @@ fn parse_message(word: &str) -> Result<(u32, String), String> {
         .map_err(|_| format!("{priority:?} is not a priority (a number from 0)"))?;
     Ok((priority, text.to_string()))
 }
+
+// ANCHOR: display
+/// `priority P, N bytes: "TEXT"`, the text quoted with Rust's escapes (a
+/// byte that is not UTF-8 shows as U+FFFD).
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "priority {}, {} bytes: {:?}",
+            self.priority,
+            self.text.len(),
+            String::from_utf8_lossy(&self.text)
+        )
+    }
+}
+// ANCHOR_END: display

@@ -1,15 +1,12 @@
-//! Given: the owned queue descriptor that every task passes around, the one
-//! `struct sigevent` that the `libc` crate cannot spell, and how a message
-//! is printed (you do not need to change this file).
+//! Given: the owned queue descriptor that every task passes around, and the
+//! one `struct sigevent` that the `libc` crate cannot spell (you do not need
+//! to change this file).
 
-use std::fmt;
 use std::mem::{MaybeUninit, align_of, size_of};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr;
 
 use nix::mqueue::MqdT;
-
-use super::Message;
 
 // ANCHOR: queue
 /// An open message queue: the message queue descriptor (`mqd_t`) that
@@ -110,19 +107,3 @@ struct ThreadSigevent {
 
 const _: () = assert!(size_of::<ThreadSigevent>() <= size_of::<libc::sigevent>());
 const _: () = assert!(align_of::<ThreadSigevent>() <= align_of::<libc::sigevent>());
-
-// ANCHOR: display
-/// `priority P, N bytes: "TEXT"`, the text quoted with Rust's escapes (a
-/// byte that is not UTF-8 shows as U+FFFD).
-impl fmt::Display for Message {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "priority {}, {} bytes: {:?}",
-            self.priority,
-            self.text.len(),
-            String::from_utf8_lossy(&self.text)
-        )
-    }
-}
-// ANCHOR_END: display

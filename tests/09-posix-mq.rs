@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, KeptName, Lab, LeakKind, Run, Running, Sandbox};
+use grader::{Blocked, Cmd, KeptName, Lab, LeakKind, Run, Running, Sandbox, assert_transcript};
 
 const CHAPTER: &str = "09-posix-mq.md";
 
@@ -55,59 +55,26 @@ const FILTERS: &[(&str, &str)] = &[
 ];
 
 /// Compares the transcript of a run with its snapshot, after [`FILTERS`]
-/// and any further `(regex, replacement)` pairs the test gives. The
-/// snapshot's description (the command) shows name prefixes as
-/// `[PREFIX]-` too.
+/// and any further `(regex, replacement)` pairs the test gives.
 macro_rules! assert_mq_transcript {
     ($run:expr) => {
         assert_mq_transcript!($run, Vec::<(String, String)>::new())
     };
     ($run:expr, $extra:expr) => {{
-        let run: &Run = &$run;
         let mut filters: Vec<(String, String)> = $extra;
         filters.extend(
             FILTERS
                 .iter()
                 .map(|(from, to)| (from.to_string(), to.to_string())),
         );
-        let description = scrub_prefixes(&run.description());
         let filters: Vec<(&str, &str)> = filters
             .iter()
             .map(|(from, to)| (from.as_str(), to.as_str()))
             .collect();
-        grader::insta::with_settings!({
-            filters => filters,
-            omit_expression => true,
-            description => description,
-        }, {
-            grader::insta::assert_snapshot!(run.transcript());
+        grader::insta::with_settings!({ filters => filters }, {
+            assert_transcript!($run);
         });
     }};
-}
-
-/// `text` with every grader name prefix `wb<pid>x<n>-` shown as
-/// `[PREFIX]-`, as the first of [`FILTERS`] does to snapshots.
-fn scrub_prefixes(text: &str) -> String {
-    let mut scrubbed = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("wb") {
-        scrubbed.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        let pid = after.chars().take_while(char::is_ascii_digit).count();
-        let tail = &after[pid..];
-        let number = tail
-            .strip_prefix('x')
-            .map_or(0, |t| t.chars().take_while(char::is_ascii_digit).count());
-        if pid > 0 && number > 0 && tail[1 + number..].starts_with('-') {
-            scrubbed.push_str("[PREFIX]-");
-            rest = &tail[number + 2..];
-        } else {
-            scrubbed.push_str("wb");
-            rest = after;
-        }
-    }
-    scrubbed.push_str(rest);
-    scrubbed
 }
 
 fn lab() -> Lab {
@@ -529,8 +496,8 @@ fn a_capacity_beyond_the_limits_is_refused_to_an_ordinary_user() {
         let run = run_expecting_error(
             cmd,
             "EINVAL",
-            "mq_maxmsg must be from 1 to msg_max and mq_msgsize from 1 to msgsize_max: pass \
-             the capacity to mq_open, which checks it",
+            "pass the capacity to mq_open, which checks it: mq_maxmsg must be from 1 to \
+             msg_max, and mq_msgsize from 1 to msgsize_max",
         );
         if max_messages == "0" {
             assert_mq_transcript!(run);

@@ -51,6 +51,7 @@
 mod capture;
 mod causes;
 mod failure;
+mod kept_names;
 mod leaks;
 mod maps;
 mod masks;
@@ -65,6 +66,7 @@ pub mod snapshot;
 mod socket_files;
 
 pub use failure::{Failure, WIDTH};
+pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;

@@ -151,6 +151,47 @@ fn failure_block(output: &str, test: &str) -> Option<String> {
     Some(lines.join("\n").trim_end().to_string())
 }
 
+/// The text of the paragraph that starts with `label` (`  why: `), its
+/// wrapped lines joined.
+fn paragraph(lines: &[&str], label: &str) -> Option<String> {
+    let start = lines.iter().position(|line| line.starts_with(label))?;
+    let indent = " ".repeat(label.len());
+    let mut text = lines[start][label.len()..].to_string();
+    for line in &lines[start + 1..] {
+        match line.strip_prefix(&indent) {
+            Some(more) if !more.starts_with(' ') => {
+                text.push(' ');
+                text.push_str(more);
+            }
+            _ => break,
+        }
+    }
+    Some(text)
+}
+
+/// What the failure shows of an output stream: `(empty)`, or its first
+/// line (with `…` when there is more).
+fn stream(lines: &[&str], label: &str) -> String {
+    let same_line = format!("  {label}: ");
+    if let Some(rest) = lines.iter().find_map(|l| l.strip_prefix(&same_line)) {
+        return rest.to_string();
+    }
+    let header = format!("  {label}:");
+    let Some(start) = lines.iter().position(|l| *l == header) else {
+        return String::new();
+    };
+    let body: Vec<&str> = lines[start + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.trim())
+        .collect();
+    match body.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [first, ..] => format!("{first} …"),
+    }
+}
+
 /// The table that names each part of the example failure.
 fn parts_table(test: &str, block: &str) -> Result<String> {
     let lines: Vec<&str> = block.lines().skip(1).collect();
@@ -165,10 +206,12 @@ fn parts_table(test: &str, block: &str) -> Result<String> {
             .map(str::to_string)
     };
     let command = find("  $ ").context("the example failure shows no command (`  $ …`)")?;
-    let why = find("  why: ").context("the example failure has no `why:` line")?;
-    let read = find("  read: ").context("the example failure has no `read:` line")?;
-    let stdout = find("  stdout: ").unwrap_or_default();
-    let stderr = find("  stderr: ").unwrap_or_default();
+    let why = paragraph(&lines, "  why: ").context("the example failure has no `why:` line")?;
+    let read = paragraph(&lines, "  read: ").context("the example failure has no `read:` line")?;
+    let stdout = stream(&lines, "stdout");
+    let stderr = stream(&lines, "stderr");
+    let repeat = find("  to repeat these inputs: ");
+    let saved = find("  full text: ");
     let details: Vec<&str> = lines
         .iter()
         .skip(1)
@@ -199,7 +242,9 @@ fn parts_table(test: &str, block: &str) -> Result<String> {
         rows.push((
             "indented lines".to_string(),
             cell(&details.join(" ")),
-            "details of the symptom: what differs, what was left behind".to_string(),
+            "details of the symptom: what differs, what was left behind, which processes still \
+             ran"
+            .to_string(),
         ));
     }
     rows.extend([
@@ -229,6 +274,22 @@ fn parts_table(test: &str, block: &str) -> Result<String> {
                 .to_string(),
         ),
     ]);
+    if let Some(repeat) = repeat {
+        rows.push((
+            "`to repeat these inputs:`".to_string(),
+            cell(&repeat),
+            "the test chose its inputs at random (they change from run to run): this command \
+             runs it again with the same ones"
+                .to_string(),
+        ));
+    }
+    if let Some(saved) = saved {
+        rows.push((
+            "`full text:`".to_string(),
+            cell(&saved),
+            "something was cut to fit the terminal: the whole message is in this file".to_string(),
+        ));
+    }
     let mut table = String::from(
         "<!-- Written by `cargo workbook mistakes 02 --write` from a real run: do not edit. -->\n\n\
          | part | in this example | what it tells you |\n|---|---|---|\n",
@@ -284,6 +345,27 @@ mod tests {
         );
         assert!(table.contains("| `$ …` | `pipes count` |"), "{table}");
         assert!(!table.contains("indented lines"), "{table}");
+        let wrapped = "---- a stdout ----\npipes limits: printed something else\n  line 2: x\n  \
+                       why: ask the kernel\n       about a real pipe\n  read: book/src/02-pipes.md\n  \
+                       $ pipes limits\n  stdout:\n    PIPE_BUF: 4096 bytes\n    capacity: 1\n  \
+                       stderr: (empty)\n  to repeat these inputs: WORKBOOK_SEED=7 cargo test a";
+        let table = parts_table("a", wrapped).expect("a table");
+        assert!(
+            table.contains("| `why:` | `ask the kernel about a real pipe` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `PIPE_BUF: 4096 bytes …` / `(empty)` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `to repeat these inputs:` | `WORKBOOK_SEED=7 cargo test a` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| indented lines | `line 2: x` |"),
+            "{table}"
+        );
         assert_eq!(failure_block(OUTPUT, "b"), None);
     }
 

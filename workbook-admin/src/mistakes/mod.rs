@@ -242,9 +242,7 @@ fn quote_problem(ws: &Workspace, verdict: &Checked, write: bool) -> Result<Optio
     };
     let current = fs::read_to_string(&path).ok();
     let fresh = current.as_deref().is_some_and(|text| {
-        quotes
-            .iter()
-            .any(|(q, _)| runner::same_but_numbers(q, text.trim_end_matches('\n')))
+        runner::quote_is_fresh(text.trim_end_matches('\n'), &verdict.quote_texts())
     });
     if fresh {
         return Ok(None);

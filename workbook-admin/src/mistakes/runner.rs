@@ -35,6 +35,10 @@ use super::leftovers::{self, Machine, Observed, Suspect};
 /// any suite's own timeouts (a few seconds per program run).
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The grader's seed for the inputs of a test (`tests/grader/src/varied.rs`),
+/// fixed for the grading guide's example run.
+const EXAMPLE_SEED: (&str, &str) = ("WORKBOOK_SEED", "2025");
+
 /// How many mistakes' runs go on at once. Most of a run's time is spent
 /// waiting for a timeout that proves a hang, so two batches share two
 /// cores well; more would crowd the tests that do compute.
@@ -164,11 +168,12 @@ pub struct Checked {
 
 impl Checked {
     /// The quote variants the repetitions gave, most frequent first;
-    /// quotes that differ only in their numbers count as one (the first).
+    /// quotes that say the same (see [`same_quote`]) count as one (the
+    /// first).
     pub fn quotes(&self) -> Vec<(String, usize)> {
         let mut counts: Vec<(String, usize)> = Vec::new();
         for quote in self.repetitions.iter().filter_map(|r| r.quote.clone()) {
-            match counts.iter_mut().find(|(q, _)| same_but_numbers(q, &quote)) {
+            match counts.iter_mut().find(|(q, _)| same_quote(q, &quote)) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((quote, 1)),
             }
@@ -176,6 +181,14 @@ impl Checked {
         // Stable: ties keep the order of the first repetition that gave them.
         counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         counts
+    }
+
+    /// Every repetition's quote.
+    pub fn quote_texts(&self) -> Vec<String> {
+        self.repetitions
+            .iter()
+            .filter_map(|r| r.quote.clone())
+            .collect()
     }
 
     /// `02-pipes/parent-keeps-write-end`.
@@ -634,8 +647,9 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs the whole suite once on the mistake (for the grading guide's
-    /// example): the test process's standard output, run-specific values
-    /// masked.
+    /// example) with fixed inputs (`WORKBOOK_SEED`, so that a later run
+    /// can be compared with it): the test process's standard output, the
+    /// sandbox masked.
     pub fn whole_suite(&self, job: &Job) -> Result<String> {
         let built = self.prepare(job).map_err(|problem| {
             anyhow::anyhow!("{}/{}: {problem}", job.lab.name, job.mistake.name)
@@ -647,6 +661,7 @@ impl<'a> Runner<'a> {
         cmd.current_dir(self.crate_dir(&job.lab))
             .env("TMPDIR", &tmp)
             .env("INSTA_WORKSPACE_ROOT", &self.scratch)
+            .env(EXAMPLE_SEED.0, EXAMPLE_SEED.1)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -705,7 +720,7 @@ fn judge(job: &Job, repetitions: &[Repetition]) -> Vec<String> {
                 Some(t) if t.outcome == Outcome::Ignored => unreported.push((run, false)),
                 Some(t) => {
                     let message = t.message.unwrap_or_default();
-                    if !message.contains(&job.mistake.expect) {
+                    if !contains_phrase(&message, &job.mistake.expect) {
                         missing.push(run);
                         said.get_or_insert((run, message));
                     }
@@ -807,11 +822,73 @@ pub fn mask(text: &str, tmp: &Path) -> String {
 }
 
 /// True when `a` and `b` are the same text but for their numbers (runs of
-/// decimal digits, and hexadecimal `0x…`). Suites vary their inputs from
-/// run to run, so a message quoted from one run differs from the next in
-/// its sizes, counts, offsets, pids, keys; its words must not.
+/// decimal digits, and hexadecimal `0x…`): pids, sizes, times.
 pub fn same_but_numbers(a: &str, b: &str) -> bool {
     without_numbers(a) == without_numbers(b)
+}
+
+/// True when `message` contains `phrase`, however the grader broke its
+/// lines: runs of white space (line breaks and the indentation of wrapped
+/// lines included) count as one space on both sides.
+pub fn contains_phrase(message: &str, phrase: &str) -> bool {
+    let collapse = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapse(message).contains(&collapse(phrase))
+}
+
+/// True when the quote `file` says what the runs' quotes say: its first
+/// line, `why:` and `read:` (see [`same_quote`]), each compared only where
+/// every run agrees. A part that differs between the runs themselves
+/// depends on the inputs, and no file could match it.
+pub fn quote_is_fresh(file: &str, runs: &[String]) -> bool {
+    let signatures: Vec<[String; 3]> = runs.iter().map(|q| quote_signature(q)).collect();
+    let Some(first) = signatures.first() else {
+        return false;
+    };
+    let wanted = quote_signature(file);
+    (0..3).all(|part| {
+        let stable = signatures.iter().all(|s| s[part] == first[part]);
+        !stable || wanted[part] == first[part]
+    })
+}
+
+/// True when two quotes say the same: the same first line, `why:` and
+/// `read:`, but for their numbers and line breaks. The lines in between
+/// (what differed, what was left, which processes still ran) show the
+/// run's own inputs, which the suites vary from run to run (sizes, counts,
+/// random names): they may differ.
+pub fn same_quote(a: &str, b: &str) -> bool {
+    quote_signature(a) == quote_signature(b)
+}
+
+/// The parts of a quote that do not depend on the run: its first line,
+/// and its `why:` and `read:` paragraphs (wrapped lines joined), numbers
+/// masked and white space collapsed.
+fn quote_signature(quote: &str) -> [String; 3] {
+    let lines: Vec<&str> = quote.lines().collect();
+    let paragraph = |label: &str| {
+        let Some(start) = lines.iter().position(|l| l.starts_with(label)) else {
+            return String::new();
+        };
+        let indent = " ".repeat(label.len());
+        let mut text = lines[start][label.len()..].to_string();
+        for line in &lines[start + 1..] {
+            match line.strip_prefix(&indent) {
+                Some(more) if !more.starts_with(' ') => {
+                    text.push(' ');
+                    text.push_str(more);
+                }
+                _ => break,
+            }
+        }
+        text
+    };
+    let normal =
+        |text: &str| without_numbers(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+    [
+        normal(lines.first().copied().unwrap_or("")),
+        normal(&paragraph("  why: ")),
+        normal(&paragraph("  read: ")),
+    ]
 }
 
 /// `text` with every number replaced by `#`.
@@ -948,6 +1025,43 @@ mod tests {
             "pipes count: timed out after 5 s\n  left: [SANDBOX]/fifo, /dev/shm/wb42x3-jobs, \
              pid 977 (pipes)\n  why: the reader hangs\n  read: book/src/02-pipes.md, section \"Task 2\""
         );
+    }
+
+    #[test]
+    fn phrases_survive_line_wrapping_and_unstable_parts_are_not_compared() {
+        assert!(contains_phrase(
+            "never printed \"child 1: killed by signal\n          SIGSEGV\"",
+            "killed by signal SIGSEGV"
+        ));
+        assert!(!contains_phrase(
+            "killed by SIGBUS",
+            "killed by signal SIGSEGV"
+        ));
+        let run = |name: &str| {
+            format!("inherit: panicked: open {name}.txt\n  why: never panic\n  read: ch01")
+        };
+        let runs = [run("fhuojw"), run("abcdef")];
+        assert!(quote_is_fresh(&run("zzzzzz"), &runs));
+        assert!(!quote_is_fresh(
+            "inherit: panicked: open x.txt\n  why: panic away\n  read: ch01",
+            &runs
+        ));
+        assert!(!quote_is_fresh(&run("x"), &[]));
+    }
+
+    #[test]
+    fn quotes_say_the_same_whatever_the_runs_inputs() {
+        let a = "pipes gather: timed out after 5 s (still running)\n  at the deadline (then killed):\n    \
+                 pid 6861 (pipes gather 8 4096 16)\n      asleep in wait4(2)\n  why: the writers send far \
+                 more than the pipe\n       holds: read first\n  read: book/src/02-pipes.md, section \"Task 5\"";
+        let b = "pipes gather: timed out after 5 s (still running)\n  at the deadline (then killed):\n    \
+                 pid 5696 (pipes gather 5 4096 30)\n      asleep in wait4(2)\n    pid 5702 (x)\n  why: the \
+                 writers send far more than the pipe holds:\n       read first\n  read: book/src/02-pipes.md, \
+                 section \"Task 5\"";
+        assert!(same_quote(a, b));
+        assert!(!same_quote(a, &b.replace("read first", "reap first")));
+        assert!(!same_quote(a, &b.replace("timed out", "hung")));
+        assert!(!same_quote(a, &b.replace("Task 5", "Task 4: x")));
     }
 
     #[test]

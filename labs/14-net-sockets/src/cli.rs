@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +22,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use super::protocol::{self, MAX_BODY, MAX_DATAGRAM, Request, Response, SEQUENCE};
-use super::{Transport, connect, exchange, listen, resolve, serve, udp_bind, udp_exchange, udp_serve};
+use super::{
+    Transport, connect, exchange, listen, read_frame, resolve, serve, udp_bind, udp_exchange,
+    udp_serve, write_frame,
+};
 
 /// Lab 14: network sockets.
 #[derive(Parser, Debug)]
@@ -44,7 +48,38 @@ enum Command {
         #[arg(long)]
         udp: bool,
     },
-    /// Answer requests over TCP, one thread per client (TODOs 2 to 4).
+    /// Listen, and greet each client with one line, then close its
+    /// connection (TODO 2).
+    Greet {
+        /// The address to listen on (0.0.0.0 or :: for every interface).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port to listen on (0: the kernel chooses).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Stop after this many clients (default: run until a signal).
+        #[arg(long)]
+        clients: Option<u64>,
+    },
+    /// Connect, send standard input (then a half-close), and copy what the
+    /// server sends to standard output, as `nc` does (TODO 2).
+    Connect {
+        /// The server's host name or address.
+        host: String,
+        /// The server's port.
+        port: u16,
+    },
+    /// Send each MESSAGE as an ECHO request, and wait for its reply before
+    /// sending the next (TODOs 2 and 3).
+    Ask {
+        /// The server's host name or address.
+        host: String,
+        /// The server's port.
+        port: u16,
+        /// The messages, one request each (may be empty strings).
+        messages: Vec<String>,
+    },
+    /// Answer requests over TCP, one thread per client (TODOs 2, 3 and 5).
     Serve {
         /// The address to listen on (0.0.0.0 or :: for every interface).
         #[arg(long, default_value = "127.0.0.1")]
@@ -61,7 +96,7 @@ enum Command {
         idle_timeout_ms: u64,
     },
     /// Send each MESSAGE as an ECHO request and print each reply (TODOs 2,
-    /// 3 and 5).
+    /// 3 and 4).
     Echo {
         /// The server's host name or address.
         host: String,
@@ -71,7 +106,7 @@ enum Command {
         messages: Vec<String>,
     },
     /// Send one SUM request with the NUMBERs and print the reply (TODOs 2,
-    /// 3 and 5).
+    /// 3 and 4).
     #[command(allow_negative_numbers = true)]
     Sum {
         /// The server's host name or address.
@@ -82,7 +117,7 @@ enum Command {
         numbers: Vec<i64>,
     },
     /// Send FILE to the server in ECHO requests, all at once, and check
-    /// what comes back (TODOs 2, 3 and 5).
+    /// what comes back (TODOs 2, 3 and 4).
     Copy {
         /// The server's host name or address.
         host: String,
@@ -164,6 +199,17 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Greet {
+            host,
+            port,
+            clients,
+        } => greet(&host, port, clients),
+        Command::Connect { host, port } => talk(&host, port),
+        Command::Ask {
+            host,
+            port,
+            messages,
+        } => ask(&host, port, &messages),
         Command::Serve {
             host,
             port,
@@ -242,6 +288,70 @@ fn announce(name: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
     io::stdout().flush().context("write to standard output")
 }
 // ANCHOR_END: cli_announce
+
+// ANCHOR: cli_greet
+/// `greet`: one line to each client, then close its connection: the
+/// server closes first, so its side of each connection waits in
+/// `TIME_WAIT` afterwards.
+fn greet(host: &str, port: u16, clients: Option<u64>) -> anyhow::Result<()> {
+    let listener = listen(host, port)?;
+    announce("greet", listener.local_addr().context("getsockname")?)?;
+    let mut greeted = 0;
+    while clients.is_none_or(|max| greeted < max) {
+        let (mut client, peer) = listener.accept().context("accept")?;
+        greeted += 1;
+        if let Err(error) = writeln!(client, "hello, client {greeted}, from {peer}") {
+            eprintln!("greet: client {greeted}: {error}");
+        }
+    }
+    println!("greet: greeted {greeted} client(s)");
+    Ok(())
+}
+
+/// `connect`: standard input to the server, then a half-close (so that it
+/// sees end-of-file), and the server's bytes to standard output, at once.
+fn talk(host: &str, port: u16) -> anyhow::Result<()> {
+    let stream = connect(host, port)?;
+    let received = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| -> io::Result<()> {
+            io::copy(&mut io::stdin().lock(), &mut &stream)?;
+            stream.shutdown(Shutdown::Write)
+        });
+        let received = io::copy(&mut &stream, &mut io::stdout().lock());
+        (received, sender.join())
+    });
+    match received {
+        (Err(error), _) => Err(error).context("receive"),
+        (Ok(_), Ok(Ok(()))) => Ok(()),
+        // The server closed first: what it did not read does not matter.
+        (Ok(_), Ok(Err(error))) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        (Ok(_), Ok(Err(error))) => Err(error).context("send standard input"),
+        (Ok(_), Err(_)) => bail!("the thread sending standard input panicked"),
+    }
+}
+// ANCHOR_END: cli_greet
+
+// ANCHOR: cli_ask
+/// `ask`: one request, then its reply, then the next: a round trip each.
+fn ask(host: &str, port: u16, messages: &[String]) -> anyhow::Result<()> {
+    let mut stream = connect(host, port)?;
+    for (number, message) in messages.iter().enumerate() {
+        let number = number + 1;
+        let request = Request::Echo(message.as_bytes().to_vec());
+        write_frame(&mut stream, &request.encode())
+            .with_context(|| format!("send request {number}"))?;
+        let body = read_frame(&mut stream, MAX_BODY)
+            .with_context(|| format!("reply {number}"))?
+            .with_context(|| format!("reply {number}: the server closed the connection"))?;
+        let reply = Response::decode(&body).map_err(|why| anyhow::anyhow!("reply {number}: {why}"))?;
+        println!(
+            "reply {number}: {}",
+            protocol::describe_response(&request, &reply)
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: cli_ask
 
 // ANCHOR: cli_converse
 /// Connects, sends `requests`, and decodes each reply.

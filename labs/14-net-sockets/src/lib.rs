@@ -55,10 +55,8 @@ pub enum Transport {
 /// 1. Hints (`libc::addrinfo`, zeroed, then): `ai_family = AF_UNSPEC`
 ///    (both families), `ai_socktype = SOCK_STREAM` or `SOCK_DGRAM`, and
 ///    `ai_flags = AI_NUMERICSERV` (the service is a port number: no
-///    `/etc/services` lookup). **Not** `AI_ADDRCONFIG`: it drops IPv4
-///    or IPv6 results when the machine has no address of that family
-///    other than loopback, so in a network namespace that has only `lo`,
-///    `localhost` would resolve to nothing.
+///    `/etc/services` lookup). Numeric hosts need no flag: `getaddrinfo`
+///    recognises them and asks nobody.
 /// 2. `libc::getaddrinfo(host, port, &hints, &mut list)`, with both
 ///    strings as `CString`s (a host with a NUL byte in it is an error).
 ///    It returns 0, or an `EAI_*` code, which is **not** an errno: its
@@ -182,58 +180,6 @@ pub fn read_frame(input: &mut impl Read, max: usize) -> anyhow::Result<Option<Ve
 }
 // ANCHOR_END: frames
 
-// ANCHOR: serve
-/// Serves clients on `listener`, each in a thread of its own, until
-/// `clients` connections have been accepted and served (for ever if
-/// `None`), and returns the tally.
-///
-/// * `accept` each connection and number it, from 1. Start a thread for
-///   it (`thread::Builder::spawn`, which reports a failure where
-///   `thread::spawn` would panic) that runs [`serve_client`], prints the
-///   report (`ClientReport::print`) and hands it back to this thread
-///   (through an `mpsc` channel, say). Never serve a client in the accept
-///   loop itself: a client that takes its time would hold up all the
-///   others.
-/// * An `accept` that fails, or a thread that cannot be started, is
-///   reported on standard error (`serve: accept: …`) and the loop goes
-///   on: one failed connection must not stop the server.
-/// * Count each report in a [`Tally`] (`Tally::count`) as it comes. Once
-///   `clients` connections have been accepted, wait for the report of
-///   each; one that never comes (its thread panicked) is an error.
-pub fn serve(listener: &TcpListener, clients: Option<u64>, idle: Duration) -> anyhow::Result<Tally> {
-    // TODO(4): accept, a thread per client running serve_client, collect the reports.
-    todo!("TODO(4): serve")
-}
-
-/// Serves one client until it leaves, and says how that ended.
-///
-/// 1. Note its address (`peer_addr`). Set a read and a write timeout of
-///    `idle` (`SO_RCVTIMEO`, `SO_SNDTIMEO`): a client that connects and
-///    sends nothing, or stops reading its answers, must not hold a thread
-///    and a descriptor for ever. Turn Nagle off (`set_nodelay`).
-/// 2. Until the client leaves: [`read_frame`] with
-///    [`protocol::MAX_BODY`], answer with [`write_frame`] of
-///    [`protocol::answer`] of the body, and count the answers (ERROR
-///    responses included). `Ok(None)`: the client closed its side between
-///    two frames, `End::Left`.
-/// 3. If reading fails (a frame over the limit, a client that left or
-///    timed out in the middle of a frame, or before any), try to tell the
-///    client why with one ERROR response (`[protocol::ERROR]` and the
-///    reason; if that write fails too, never mind), then `End::Dropped`
-///    with the reason, written with `{error:#}`. If writing an answer
-///    fails (`EPIPE`, `ECONNRESET`: the client left without reading it),
-///    `End::Dropped` with that error.
-///
-/// The connection is closed when `stream` is dropped: make sure that
-/// happens before this function returns its report, on every path, so
-/// that a server that has reported every client holds no descriptor for
-/// any of them.
-pub fn serve_client(stream: TcpStream, number: u64, idle: Duration) -> ClientReport {
-    // TODO(4): timeouts and TCP_NODELAY, then read_frame / answer / write_frame until it leaves.
-    todo!("TODO(4): serve_client")
-}
-// ANCHOR_END: serve
-
 // ANCHOR: exchange
 /// The client's side of a conversation: sends every request body in
 /// `requests` as a frame, and returns the body of each response, in order.
@@ -261,10 +207,63 @@ pub fn serve_client(stream: TcpStream, number: u64, idle: Duration) -> ClientRep
 /// fewer replies than requests (`the server closed the connection after N
 /// of M replies`), or more; then the sender's (`send request N: …`).
 pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<Vec<u8>>> {
-    // TODO(5): a sender thread (frames, then shutdown(Write)); read frames here until end-of-file.
-    todo!("TODO(5): exchange")
+    // TODO(4): a sender thread (frames, then shutdown(Write)); read frames here until end-of-file.
+    todo!("TODO(4): exchange")
 }
 // ANCHOR_END: exchange
+
+// ANCHOR: serve
+/// Serves clients on `listener`, each in a thread of its own, until
+/// `clients` connections have been accepted and served (for ever if
+/// `None`), and returns the tally.
+///
+/// * `accept` each connection and number it, from 1. Start a thread for
+///   it (`thread::Builder::spawn`, which reports a failure where
+///   `thread::spawn` would panic) that runs [`serve_client`], prints the
+///   report (`ClientReport::print`) and hands it back to this thread
+///   (through an `mpsc` channel, say). Never serve a client in the accept
+///   loop itself: a client that takes its time would hold up all the
+///   others.
+/// * An `accept` that fails, or a thread that cannot be started, is
+///   reported on standard error (`serve: accept: …`) and the loop goes
+///   on: one failed connection must not stop the server.
+/// * Count each report in a [`Tally`] (`Tally::count`) as it comes. Once
+///   `clients` connections have been accepted, wait for the report of
+///   each; one that never comes (its thread panicked) is an error.
+pub fn serve(listener: &TcpListener, clients: Option<u64>, idle: Duration) -> anyhow::Result<Tally> {
+    // TODO(5): accept, a thread per client running serve_client, collect the reports.
+    todo!("TODO(5): serve")
+}
+
+/// Serves one client until it leaves, and says how that ended.
+///
+/// 1. Note its address (`peer_addr`). Set a read and a write timeout of
+///    `idle` (`SO_RCVTIMEO`, `SO_SNDTIMEO`): a client that connects and
+///    sends nothing, or stops reading its answers, must not hold a thread
+///    and a descriptor for ever. Turn Nagle off (`set_nodelay`).
+/// 2. Until the client leaves: [`read_frame`] with
+///    [`protocol::MAX_BODY`], answer with [`write_frame`] of
+///    [`protocol::answer`] of the body, and count the answers (ERROR
+///    responses included). `Ok(None)`: the client closed its side between
+///    two frames, `End::Left`.
+/// 3. If reading fails (a frame over the limit, a client that left or
+///    timed out in the middle of a frame, or before any), try to tell the
+///    client why with one ERROR response (`[protocol::ERROR]` and the
+///    reason; if that write fails too, never mind), then `End::Dropped`
+///    with the reason, written with `{error:#}`. If writing an answer
+///    fails (`EPIPE`, `ECONNRESET`: the client left without reading it),
+///    `End::Dropped` with that error.
+///
+/// The connection is closed when `stream` is dropped: make sure that
+/// happens before this function returns its report, on every path, so
+/// that a server that has reported every client holds no descriptor for
+/// any of them.
+pub fn serve_client(stream: TcpStream, number: u64, idle: Duration) -> ClientReport {
+    // TODO(5): timeouts and TCP_NODELAY, then read_frame / answer / write_frame until it leaves.
+    todo!("TODO(5): serve_client")
+}
+// ANCHOR_END: serve
+
 
 // ANCHOR: udp
 /// Makes a UDP socket bound to `host` and `port` (port 0: the kernel

@@ -1,6 +1,6 @@
 //! What the servers say about their clients, and what the UDP client says
 //! about its datagrams (given: you do not need to change this file).
-//! Task 4's `serve` makes a [`ClientReport`] for each client, prints it,
+//! Task 5's `serve` makes a [`ClientReport`] for each client, prints it,
 //! and adds it to a [`Tally`]; task 6 fills a [`UdpTally`] and a
 //! [`UdpOutcome`].
 

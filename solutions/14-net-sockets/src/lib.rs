@@ -33,7 +33,6 @@ pub mod protocol;
 #[path = "../../../labs/14-net-sockets/src/report.rs"]
 pub mod report;
 
-// ANCHOR: resolve
 /// The transport a name is resolved for: `getaddrinfo` returns one entry
 /// per address **and** socket type, so the caller says which it wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +51,8 @@ pub enum Transport {
 /// 1. Hints (`libc::addrinfo`, zeroed, then): `ai_family = AF_UNSPEC`
 ///    (both families), `ai_socktype = SOCK_STREAM` or `SOCK_DGRAM`, and
 ///    `ai_flags = AI_NUMERICSERV` (the service is a port number: no
-///    `/etc/services` lookup). **Not** `AI_ADDRCONFIG`: it drops IPv4
-///    or IPv6 results when the machine has no address of that family
-///    other than loopback, so in a network namespace that has only `lo`,
-///    `localhost` would resolve to nothing.
+///    `/etc/services` lookup). Numeric hosts need no flag: `getaddrinfo`
+///    recognises them and asks nobody.
 /// 2. `libc::getaddrinfo(host, port, &hints, &mut list)`, with both
 ///    strings as `CString`s (a host with a NUL byte in it is an error).
 ///    It returns 0, or an `EAI_*` code, which is **not** an errno: its
@@ -152,9 +149,7 @@ unsafe fn addresses_in(list: *const libc::addrinfo) -> Vec<SocketAddr> {
     }
     addresses
 }
-// ANCHOR_END: resolve
 
-// ANCHOR: listen_connect
 /// How many connections may wait for `accept` (the `listen(2)` backlog).
 pub const BACKLOG: i32 = 128;
 
@@ -243,9 +238,7 @@ fn new_socket(address: SocketAddr, kind: SockType) -> anyhow::Result<OwnedFd> {
 fn first(addresses: Vec<SocketAddr>) -> anyhow::Result<SocketAddr> {
     addresses.first().copied().context("no address")
 }
-// ANCHOR_END: listen_connect
 
-// ANCHOR: frames
 /// Writes one frame: the body's length in 4 bytes, big-endian (network
 /// byte order: `u32::to_be_bytes`), then the body. A body over
 /// [`protocol::MAX_BODY`] bytes is an error (`a frame of N bytes is over
@@ -356,9 +349,82 @@ fn os_error(error: io::Error) -> anyhow::Error {
         None => anyhow!(error),
     }
 }
-// ANCHOR_END: frames
 
-// ANCHOR: serve
+/// The client's side of a conversation: sends every request body in
+/// `requests` as a frame, and returns the body of each response, in order.
+///
+/// The requests are **pipelined**: all are sent without waiting for
+/// answers, and the answers are read as they come. So two things happen
+/// at once, and each needs its own thread (`thread::scope`; both may use
+/// `&stream`, which implements `Read` and `Write`):
+///
+/// * the sender writes every request with [`write_frame`], then **half
+///   closes** the connection: `stream.shutdown(Shutdown::Write)`. The
+///   server reads end-of-file after the last request, and knows the
+///   client is done; the client's reading side stays open for the
+///   answers still coming;
+/// * the receiver (this thread) reads frames with [`read_frame`] and
+///   [`protocol::MAX_BODY`] until end-of-file.
+///
+/// A client that writes everything before it reads anything deadlocks
+/// once the answers fill the kernel's buffers: the server stops reading
+/// to wait until it can write, and the client waits until it can write
+/// too.
+///
+/// Errors, the receiver's first (they say most): a reply that cannot be
+/// read (`reply N: …`, `ECONNRESET` for a connection the server reset),
+/// fewer replies than requests (`the server closed the connection after N
+/// of M replies`), or more; then the sender's (`send request N: …`).
+pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let (received, sent) = thread::scope(|scope| {
+        let sender = scope.spawn(|| send_requests(&stream, requests));
+        let received = receive_replies(&stream, requests.len());
+        if received.is_err() {
+            // Wake the sender if it waits to write: its write now fails.
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        let sent = sender
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the sending thread panicked")));
+        (received, sent)
+    });
+    let replies = received?;
+    sent?;
+    Ok(replies)
+}
+
+/// The sender: every request as a frame, then the half-close.
+fn send_requests(mut stream: &TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<()> {
+    for (number, request) in requests.iter().enumerate() {
+        write_frame(&mut stream, request).with_context(|| format!("send request {}", number + 1))?;
+    }
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(os_error)
+        .context("shutdown(SHUT_WR) after the last request")
+}
+
+/// The receiver: frames until end-of-file, which must come after exactly
+/// `expected` of them.
+fn receive_replies(mut stream: &TcpStream, expected: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut replies = Vec::with_capacity(expected);
+    while let Some(reply) =
+        read_frame(&mut stream, MAX_BODY).with_context(|| format!("reply {}", replies.len() + 1))?
+    {
+        if replies.len() == expected {
+            bail!("the server sent more replies than the {expected} request(s)");
+        }
+        replies.push(reply);
+    }
+    if replies.len() < expected {
+        bail!(
+            "the server closed the connection after {} of {expected} replies",
+            replies.len()
+        );
+    }
+    Ok(replies)
+}
+
 /// Serves clients on `listener`, each in a thread of its own, until
 /// `clients` connections have been accepted and served (for ever if
 /// `None`), and returns the tally.
@@ -481,86 +547,8 @@ fn converse_with(mut stream: TcpStream, idle: Duration, answered: &mut u64) -> a
         *answered += 1;
     }
 }
-// ANCHOR_END: serve
 
-// ANCHOR: exchange
-/// The client's side of a conversation: sends every request body in
-/// `requests` as a frame, and returns the body of each response, in order.
-///
-/// The requests are **pipelined**: all are sent without waiting for
-/// answers, and the answers are read as they come. So two things happen
-/// at once, and each needs its own thread (`thread::scope`; both may use
-/// `&stream`, which implements `Read` and `Write`):
-///
-/// * the sender writes every request with [`write_frame`], then **half
-///   closes** the connection: `stream.shutdown(Shutdown::Write)`. The
-///   server reads end-of-file after the last request, and knows the
-///   client is done; the client's reading side stays open for the
-///   answers still coming;
-/// * the receiver (this thread) reads frames with [`read_frame`] and
-///   [`protocol::MAX_BODY`] until end-of-file.
-///
-/// A client that writes everything before it reads anything deadlocks
-/// once the answers fill the kernel's buffers: the server stops reading
-/// to wait until it can write, and the client waits until it can write
-/// too.
-///
-/// Errors, the receiver's first (they say most): a reply that cannot be
-/// read (`reply N: …`, `ECONNRESET` for a connection the server reset),
-/// fewer replies than requests (`the server closed the connection after N
-/// of M replies`), or more; then the sender's (`send request N: …`).
-pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<Vec<u8>>> {
-    let (received, sent) = thread::scope(|scope| {
-        let sender = scope.spawn(|| send_requests(&stream, requests));
-        let received = receive_replies(&stream, requests.len());
-        if received.is_err() {
-            // Wake the sender if it waits to write: its write now fails.
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        let sent = sender
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the sending thread panicked")));
-        (received, sent)
-    });
-    let replies = received?;
-    sent?;
-    Ok(replies)
-}
 
-/// The sender: every request as a frame, then the half-close.
-fn send_requests(mut stream: &TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<()> {
-    for (number, request) in requests.iter().enumerate() {
-        write_frame(&mut stream, request).with_context(|| format!("send request {}", number + 1))?;
-    }
-    stream
-        .shutdown(Shutdown::Write)
-        .map_err(os_error)
-        .context("shutdown(SHUT_WR) after the last request")
-}
-
-/// The receiver: frames until end-of-file, which must come after exactly
-/// `expected` of them.
-fn receive_replies(mut stream: &TcpStream, expected: usize) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut replies = Vec::with_capacity(expected);
-    while let Some(reply) =
-        read_frame(&mut stream, MAX_BODY).with_context(|| format!("reply {}", replies.len() + 1))?
-    {
-        if replies.len() == expected {
-            bail!("the server sent more replies than the {expected} request(s)");
-        }
-        replies.push(reply);
-    }
-    if replies.len() < expected {
-        bail!(
-            "the server closed the connection after {} of {expected} replies",
-            replies.len()
-        );
-    }
-    Ok(replies)
-}
-// ANCHOR_END: exchange
-
-// ANCHOR: udp
 /// Makes a UDP socket bound to `host` and `port` (port 0: the kernel
 /// chooses): [`resolve`] for UDP, the first address, `socket(2)` with
 /// `SOCK_DGRAM | SOCK_CLOEXEC`, `bind(2)`, then `UdpSocket::from(fd)`.
@@ -769,4 +757,3 @@ fn await_reply(
         }
     }
 }
-// ANCHOR_END: udp

@@ -343,7 +343,8 @@ fn ask(host: &str, port: u16, messages: &[String]) -> anyhow::Result<()> {
         let body = read_frame(&mut stream, MAX_BODY)
             .with_context(|| format!("reply {number}"))?
             .with_context(|| format!("reply {number}: the server closed the connection"))?;
-        let reply = Response::decode(&body).map_err(|why| anyhow::anyhow!("reply {number}: {why}"))?;
+        let reply =
+            Response::decode(&body).map_err(|why| anyhow::anyhow!("reply {number}: {why}"))?;
         println!(
             "reply {number}: {}",
             protocol::describe_response(&request, &reply)

@@ -230,7 +230,11 @@ pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<V
 /// * Count each report in a [`Tally`] (`Tally::count`) as it comes. Once
 ///   `clients` connections have been accepted, wait for the report of
 ///   each; one that never comes (its thread panicked) is an error.
-pub fn serve(listener: &TcpListener, clients: Option<u64>, idle: Duration) -> anyhow::Result<Tally> {
+pub fn serve(
+    listener: &TcpListener,
+    clients: Option<u64>,
+    idle: Duration,
+) -> anyhow::Result<Tally> {
     // TODO(5): accept, a thread per client running serve_client, collect the reports.
     todo!("TODO(5): serve")
 }
@@ -263,7 +267,6 @@ pub fn serve_client(stream: TcpStream, number: u64, idle: Duration) -> ClientRep
     todo!("TODO(5): serve_client")
 }
 // ANCHOR_END: serve
-
 
 // ANCHOR: udp
 /// Makes a UDP socket bound to `host` and `port` (port 0: the kernel

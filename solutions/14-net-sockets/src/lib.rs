@@ -293,7 +293,9 @@ pub fn read_frame(input: &mut impl Read, max: usize) -> anyhow::Result<Option<Ve
     match fill(input, &mut prefix) {
         Ok(0) => return Ok(None),
         Ok(HEADER) => {}
-        Ok(got) => bail!("the peer left in the middle of a length prefix ({got} of {HEADER} bytes)"),
+        Ok(got) => {
+            bail!("the peer left in the middle of a length prefix ({got} of {HEADER} bytes)")
+        }
         Err(Stopped::TimedOut(0)) => bail!("timed out waiting for a frame"),
         Err(Stopped::TimedOut(got)) => {
             bail!("timed out in the middle of a length prefix ({got} of {HEADER} bytes)")
@@ -396,7 +398,8 @@ pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<V
 /// The sender: every request as a frame, then the half-close.
 fn send_requests(mut stream: &TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<()> {
     for (number, request) in requests.iter().enumerate() {
-        write_frame(&mut stream, request).with_context(|| format!("send request {}", number + 1))?;
+        write_frame(&mut stream, request)
+            .with_context(|| format!("send request {}", number + 1))?;
     }
     stream
         .shutdown(Shutdown::Write)
@@ -442,7 +445,11 @@ fn receive_replies(mut stream: &TcpStream, expected: usize) -> anyhow::Result<Ve
 /// * Count each report in a [`Tally`] (`Tally::count`) as it comes. Once
 ///   `clients` connections have been accepted, wait for the report of
 ///   each; one that never comes (its thread panicked) is an error.
-pub fn serve(listener: &TcpListener, clients: Option<u64>, idle: Duration) -> anyhow::Result<Tally> {
+pub fn serve(
+    listener: &TcpListener,
+    clients: Option<u64>,
+    idle: Duration,
+) -> anyhow::Result<Tally> {
     let (reports, reported) = mpsc::channel();
     let mut tally = Tally::default();
     let mut started = 0u64;
@@ -538,7 +545,10 @@ fn converse_with(mut stream: TcpStream, idle: Duration, answered: &mut u64) -> a
             Ok(None) => return Ok(()),
             Err(error) => {
                 let reason = format!("{error:#}");
-                let _ = write_frame(&mut stream, &[&[protocol::ERROR], reason.as_bytes()].concat());
+                let _ = write_frame(
+                    &mut stream,
+                    &[&[protocol::ERROR], reason.as_bytes()].concat(),
+                );
                 return Err(error);
             }
         };
@@ -547,7 +557,6 @@ fn converse_with(mut stream: TcpStream, idle: Duration, answered: &mut u64) -> a
         *answered += 1;
     }
 }
-
 
 /// Makes a UDP socket bound to `host` and `port` (port 0: the kernel
 /// chooses): [`resolve`] for UDP, the first address, `socket(2)` with
@@ -599,7 +608,8 @@ pub fn udp_serve(socket: &UdpSocket, datagrams: Option<u64>) -> anyhow::Result<U
         }
         let body = if length > MAX_DATAGRAM {
             tally.refused += 1;
-            let reason = format!("a datagram of {length} bytes is over the limit of {MAX_DATAGRAM}");
+            let reason =
+                format!("a datagram of {length} bytes is over the limit of {MAX_DATAGRAM}");
             [&[protocol::ERROR], reason.as_bytes()].concat()
         } else {
             tally.answered += 1;

@@ -202,10 +202,13 @@ pub fn read_frame(input: &mut impl Read, max: usize) -> anyhow::Result<Option<Ve
 /// to wait until it can write, and the client waits until it can write
 /// too.
 ///
-/// Errors, the receiver's first (they say most): a reply that cannot be
-/// read (`reply N: …`, `ECONNRESET` for a connection the server reset),
-/// fewer replies than requests (`the server closed the connection after N
-/// of M replies`), or more; then the sender's (`send request N: …`).
+/// Errors: the receiver's (a reply that cannot be read, `reply N: …`,
+/// with `ECONNRESET` for a connection the server reset; fewer replies than
+/// requests, `the server closed the connection after N of M replies`; or
+/// more), the sender's (`send request N: …`), or, when both failed, both
+/// on one line, the receiver's first. Both are needed: a reset is
+/// reported once, to whichever thread asks first, and the other then
+/// sees only end-of-file or `EPIPE`.
 pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<Vec<u8>>> {
     // TODO(4): a sender thread (frames, then shutdown(Write)); read frames here until end-of-file.
     todo!("TODO(4): exchange")

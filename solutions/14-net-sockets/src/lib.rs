@@ -373,10 +373,13 @@ fn os_error(error: io::Error) -> anyhow::Error {
 /// to wait until it can write, and the client waits until it can write
 /// too.
 ///
-/// Errors, the receiver's first (they say most): a reply that cannot be
-/// read (`reply N: …`, `ECONNRESET` for a connection the server reset),
-/// fewer replies than requests (`the server closed the connection after N
-/// of M replies`), or more; then the sender's (`send request N: …`).
+/// Errors: the receiver's (a reply that cannot be read, `reply N: …`,
+/// with `ECONNRESET` for a connection the server reset; fewer replies than
+/// requests, `the server closed the connection after N of M replies`; or
+/// more), the sender's (`send request N: …`), or, when both failed, both
+/// on one line, the receiver's first. Both are needed: a reset is
+/// reported once, to whichever thread asks first, and the other then
+/// sees only end-of-file or `EPIPE`.
 pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<Vec<u8>>> {
     let (received, sent) = thread::scope(|scope| {
         let sender = scope.spawn(|| send_requests(&stream, requests));
@@ -390,9 +393,12 @@ pub fn exchange(stream: TcpStream, requests: &[Vec<u8>]) -> anyhow::Result<Vec<V
             .unwrap_or_else(|_| Err(anyhow!("the sending thread panicked")));
         (received, sent)
     });
-    let replies = received?;
-    sent?;
-    Ok(replies)
+    match (received, sent) {
+        (Ok(replies), Ok(())) => Ok(replies),
+        (Err(receiving), Ok(())) => Err(receiving),
+        (Ok(_), Err(sending)) => Err(sending),
+        (Err(receiving), Err(sending)) => Err(sending.context(format!("{receiving:#}"))),
+    }
 }
 
 /// The sender: every request as a frame, then the half-close.

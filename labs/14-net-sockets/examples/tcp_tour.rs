@@ -152,14 +152,10 @@ fn time_wait() -> io::Result<()> {
         states(port)
     );
     for reuse in [false, true] {
-        let result = listening(port, reuse).map(|_| "bound");
-        let shown = result.unwrap_or_else(|error| {
-            if errno_of(&error) == "EADDRINUSE" {
-                "EADDRINUSE"
-            } else {
-                "another error"
-            }
-        });
+        let shown = match listening(port, reuse) {
+            Ok(_) => "bound".to_string(),
+            Err(error) => errno_of(&error),
+        };
         println!(
             "{:<34} {shown}",
             format!("bind again, SO_REUSEADDR {reuse}")

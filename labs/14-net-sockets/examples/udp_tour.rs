@@ -46,10 +46,13 @@ fn truncated() -> anyhow::Result<()> {
     let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     let mut buffer = [0u8; 100];
-    for flags in [MsgFlags::empty(), MsgFlags::MSG_TRUNC] {
+    for (name, flags) in [
+        ("no flag", MsgFlags::empty()),
+        ("MSG_TRUNC", MsgFlags::MSG_TRUNC),
+    ] {
         sender.send_to(&[b'x'; 3000], receiver.local_addr()?)?;
         let n = socket::recv(receiver.as_raw_fd(), &mut buffer, flags)?;
-        println!("{:<36} {n}", format!("recv of 3000 bytes, flags {flags:?}"));
+        println!("{:<36} returns {n}", format!("recv of 3000 bytes, {name}"));
     }
     Ok(())
 }
@@ -57,9 +60,10 @@ fn truncated() -> anyhow::Result<()> {
 
 // ANCHOR: dropped
 /// 200 datagrams of 1000 bytes to a receiver that reads none of them
-/// until the end, with a small receive buffer: most are dropped. The
-/// kernel counts the drops, and says so with each datagram when asked
-/// (SO_RXQ_OVFL).
+/// until the end, with a small receive buffer: most are dropped, and the
+/// sender is never told. The kernel counts the drops, and stamps the count
+/// so far on each datagram it queues, for a receiver that asks
+/// (SO_RXQ_OVFL): the first datagram queued after the flood carries it.
 fn dropped() -> anyhow::Result<()> {
     let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     socket::setsockopt(&receiver, sockopt::RcvBuf, &4096)?;
@@ -71,32 +75,40 @@ fn dropped() -> anyhow::Result<()> {
         sender.send_to(&datagram, receiver.local_addr()?)?; // never fails
     }
     receiver.set_nonblocking(true)?;
-    let (mut received, mut drops) = (0, 0);
-    let mut buffer = [0u8; 1000];
-    let mut space = nix::cmsg_space!(u32);
-    loop {
-        let mut parts = [IoSliceMut::new(&mut buffer)];
-        let message = match socket::recvmsg::<SockaddrStorage>(
-            receiver.as_raw_fd(),
-            &mut parts,
-            Some(&mut space),
-            MsgFlags::empty(),
-        ) {
-            Ok(message) => message,
-            Err(nix::errno::Errno::EAGAIN) => break,
-            Err(errno) => return Err(errno.into()),
-        };
+    let mut received = 0;
+    while receive_counting_drops(&receiver)?.is_some() {
         received += 1;
-        for control in message.cmsgs()? {
-            if let ControlMessageOwned::RxqOvfl(count) = control {
-                drops = count;
-            }
-        }
     }
+    sender.send_to(b"one more", receiver.local_addr()?)?;
+    let drops = receive_counting_drops(&receiver)?.unwrap_or(0);
     println!(
         "{:<36} {received} received, {drops} dropped (SO_RXQ_OVFL)",
         "200 sent"
     );
     Ok(())
+}
+
+/// One datagram, if one is waiting: the drop count stamped on it.
+fn receive_counting_drops(receiver: &UdpSocket) -> anyhow::Result<Option<u32>> {
+    let mut buffer = [0u8; 1000];
+    let mut space = nix::cmsg_space!(u32);
+    let mut parts = [IoSliceMut::new(&mut buffer)];
+    let message = match socket::recvmsg::<SockaddrStorage>(
+        receiver.as_raw_fd(),
+        &mut parts,
+        Some(&mut space),
+        MsgFlags::empty(),
+    ) {
+        Ok(message) => message,
+        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+        Err(errno) => return Err(errno.into()),
+    };
+    let mut drops = 0;
+    for control in message.cmsgs()? {
+        if let ControlMessageOwned::RxqOvfl(count) = control {
+            drops = count;
+        }
+    }
+    Ok(Some(drops))
 }
 // ANCHOR_END: dropped

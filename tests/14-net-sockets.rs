@@ -1424,9 +1424,9 @@ fn echo_half_closes_and_still_gets_every_reply() {
     let (server, address) = start_python_server("after-eof", TASK_4);
     let run = client(TASK_4, "echo", address, &messages)
         .why_if_timeout(
-            "the server answers once it reads end-of-file after the last request: after \
-             sending them, shut down the writing side (shutdown(Shutdown::Write)), and \
-             keep reading",
+            "half-close: shut down the writing side after the last request \
+             (shutdown(Shutdown::Write)) and keep reading; the server answers once it reads \
+             end-of-file",
         )
         .run();
     let heard = python_finished(server);

@@ -209,6 +209,7 @@ fn run_jobs<'a>(
     let runner = Runner::new(ws, jobs, options.repeat)?;
     let mut findings = Findings::default();
     let total = jobs.len();
+    let mut recheck = Vec::new();
     let (checked, strays) = runner.run_all(jobs, &mut |verdict, done| {
         let mut problems: Vec<String> = verdict
             .problems
@@ -216,8 +217,11 @@ fn run_jobs<'a>(
             .map(|p| format!("{}: {p}", verdict.who()))
             .collect();
         if verdict.problems.is_empty() {
-            match quote_problem(ws, verdict, options.write) {
-                Ok(Some(problem)) => problems.push(problem),
+            match quote_problem(ws, verdict, &verdict.quote_texts(), options.write) {
+                // A quote the runs did not give may still be one the test
+                // gives at times: looked at again with more runs, below.
+                Ok(Some(QuoteProblem::Stale(_))) => recheck.push(done - 1),
+                Ok(Some(problem)) => problems.push(problem.to_string()),
                 Ok(None) => {}
                 Err(err) => problems.push(format!("{}: {err:#}", verdict.who())),
             }
@@ -225,25 +229,66 @@ fn run_jobs<'a>(
         on_verdict(verdict, done, total, &problems);
         findings.problems.extend(problems);
     });
+    for index in recheck {
+        let verdict = &checked[index];
+        let mut quotes = verdict.quote_texts();
+        match runner.more_quotes(&verdict.job, RECHECK) {
+            Ok(more) => quotes.extend(more),
+            Err(err) => findings
+                .problems
+                .push(format!("{}: {err:#}", verdict.who())),
+        }
+        match quote_problem(ws, verdict, &quotes, false) {
+            Ok(Some(problem)) => findings.problems.push(problem.to_string()),
+            Ok(None) => {}
+            Err(err) => findings
+                .problems
+                .push(format!("{}: {err:#}", verdict.who())),
+        }
+    }
     findings.problems.extend(strays);
     Ok((checked, findings, runner))
 }
 
-/// Compares (or, with `write`, rewrites) a caught mistake's quote file.
-fn quote_problem(ws: &Workspace, verdict: &Checked, write: bool) -> Result<Option<String>> {
+/// More runs of a mistake whose quote the first runs did not give.
+const RECHECK: usize = 10;
+
+/// What is wrong with a quote file.
+enum QuoteProblem {
+    /// The runs gave no message to quote, or the file is missing.
+    Other(String),
+    /// The file says something the runs did not.
+    Stale(String),
+}
+
+impl std::fmt::Display for QuoteProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuoteProblem::Other(text) | QuoteProblem::Stale(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Compares (or, with `write`, rewrites) a caught mistake's quote file
+/// with `quotes`, what its runs said.
+fn quote_problem(
+    ws: &Workspace,
+    verdict: &Checked,
+    quotes: &[String],
+    write: bool,
+) -> Result<Option<QuoteProblem>> {
     let path = catalogue::quote_path(ws, &verdict.job.lab, &verdict.job.mistake.name);
     let shown = ws.relative(&path).display().to_string();
-    let quotes = verdict.quotes();
-    let Some((best, _)) = quotes.first() else {
-        return Ok(Some(format!(
+    let Some(best) = runner::most_frequent(quotes) else {
+        return Ok(Some(QuoteProblem::Other(format!(
             "{}: the runs gave no failure message to quote",
             verdict.who()
-        )));
+        ))));
     };
     let current = fs::read_to_string(&path).ok();
-    let fresh = current.as_deref().is_some_and(|text| {
-        runner::quote_is_fresh(text.trim_end_matches('\n'), &verdict.quote_texts())
-    });
+    let fresh = current
+        .as_deref()
+        .is_some_and(|text| runner::quote_is_fresh(text.trim_end_matches('\n'), quotes));
     if fresh {
         return Ok(None);
     }
@@ -256,14 +301,16 @@ fn quote_problem(ws: &Workspace, verdict: &Checked, write: bool) -> Result<Optio
     }
     let refresh = format!("cargo workbook mistakes {} --write", verdict.job.lab.number);
     Ok(Some(match current {
-        None => format!("{shown}: missing (write it with `{refresh}`)"),
-        Some(_) => format!(
-            "{shown}: stale: the grader now says:\n{}\n  (refresh it with `{refresh}`)",
+        None => QuoteProblem::Other(format!("{shown}: missing (write it with `{refresh}`)")),
+        Some(_) => QuoteProblem::Stale(format!(
+            "{shown}: stale: in {} runs the grader never said it; it says:\n{}\n  (refresh it with \
+             `{refresh}`)",
+            quotes.len(),
             best.lines()
                 .map(|l| format!("    {l}"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        ),
+        )),
     }))
 }
 

@@ -60,8 +60,10 @@ mod run;
 mod running;
 mod sandbox;
 mod shepherd;
+mod signals;
 #[doc(hidden)]
 pub mod snapshot;
+mod varied;
 
 pub use failure::{Failure, WIDTH};
 pub use leaks::{Leak, LeakKind};
@@ -70,6 +72,8 @@ pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use signals::{Descriptor, SignalState, children_of, descriptors_of, process_state};
+pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.
 pub use insta;

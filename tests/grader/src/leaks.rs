@@ -34,6 +34,9 @@ pub enum LeakKind {
     PosixQueue,
     /// A FIFO the program created in the sandbox and did not remove.
     Fifo,
+    /// A socket file (made by `bind` on a path) the program left in the
+    /// sandbox.
+    SocketFile,
 }
 
 /// One leftover, with the sentence that tells the student what to call.
@@ -81,6 +84,11 @@ impl Leak {
                  ends, on error paths and on SIGINT/SIGTERM too: a FIFO left on disk makes \
                  the next mkfifo() of that path fail with EEXIST, so the next server cannot start"
             }
+            LeakKind::SocketFile => {
+                "remove the socket file with unlink() (std::fs::remove_file) when the server \
+                 stops, on error paths and on SIGINT/SIGTERM too: closing a socket does not \
+                 remove its name, and the next bind() of that path fails with EADDRINUSE"
+            }
         }
     }
 }
@@ -99,6 +107,7 @@ impl Leak {
             LeakKind::PosixSemaphore => "POSIX named semaphore",
             LeakKind::PosixQueue => "POSIX message queue",
             LeakKind::Fifo => "FIFO left on disk",
+            LeakKind::SocketFile => "socket file left on disk",
         }
     }
 }

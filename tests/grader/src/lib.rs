@@ -17,8 +17,8 @@
 //! * **checks for leftovers** once the program has exited: processes it
 //!   started that are still running (daemons included, named as such),
 //!   children it never waited for, System V objects
-//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs it made
-//!   in the sandbox and did not remove. Each leftover fails the test with a
+//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs and
+//!   socket files it made in the sandbox and did not remove. Each leftover fails the test with a
 //!   message naming the missing call, and is cleaned up so the machine stays
 //!   clean whatever the program did;
 //! * **normalises** its transcript (sandbox paths, program path) for
@@ -50,7 +50,9 @@
 
 mod capture;
 mod causes;
+mod compare;
 mod failure;
+mod kept_names;
 mod leaks;
 mod maps;
 mod masks;
@@ -63,9 +65,11 @@ mod shepherd;
 mod signals;
 #[doc(hidden)]
 pub mod snapshot;
+mod socket_files;
 mod varied;
 
 pub use failure::{Failure, WIDTH};
+pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;

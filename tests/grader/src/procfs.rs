@@ -156,6 +156,16 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_msgsnd, "msgsnd"),
         (libc::SYS_semop, "semop"),
         (libc::SYS_semtimedop, "semtimedop"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_connect, "connect"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_accept, "accept"),
+        (libc::SYS_mq_timedsend, "mq_timedsend"),
+        (libc::SYS_mq_timedreceive, "mq_timedreceive"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_open, "open"),
         #[cfg(target_arch = "x86_64")]

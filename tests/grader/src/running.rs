@@ -17,6 +17,7 @@ use crate::procfs;
 use crate::run::{self, Cmd, Run};
 use crate::sandbox::Sandbox;
 use crate::shepherd::{Lost, Shepherd};
+use crate::socket_files;
 
 /// How long to wait for the output pipes to close once the run's processes
 /// are gone. Only a daemon the test keeps running can hold them open.
@@ -79,6 +80,7 @@ struct Live {
     stdout: Capture,
     stderr: Capture,
     fifos_before: Vec<PathBuf>,
+    sockets_before: Vec<PathBuf>,
     private_before: private::Snapshot,
 }
 
@@ -93,6 +95,7 @@ impl Running {
     pub(crate) fn start(cmd: Cmd) -> Running {
         let command = cmd.command_line();
         let fifos_before = leaks::fifos_in(cmd.sandbox().dir());
+        let sockets_before = socket_files::snapshot(cmd.sandbox().dir());
         let private_before = private::snapshot();
         let started = cmd.spawn();
         if let (Some(pipe), Some(bytes)) = (started.stdin, cmd.stdin_bytes()) {
@@ -108,6 +111,7 @@ impl Running {
                 stdout,
                 stderr,
                 fifos_before,
+                sockets_before,
                 private_before,
             }),
         }
@@ -583,6 +587,11 @@ fn leftovers(live: &Live, output: &[&[u8]]) -> Vec<Leak> {
     leaks.extend(leaks::fifos(
         cmd.sandbox(),
         &live.fifos_before,
+        cmd.kept_paths(),
+    ));
+    leaks.extend(socket_files::leftovers(
+        cmd.sandbox(),
+        &live.sockets_before,
         cmd.kept_paths(),
     ));
     leaks

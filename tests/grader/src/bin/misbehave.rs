@@ -48,6 +48,10 @@ fn main() {
             let made = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
             assert!(made == 0, "mkfifo failed");
         }
+        "bind-socket" => {
+            // Binds a socket to a path and leaves the socket file behind.
+            std::os::unix::net::UnixListener::bind(arg(1)).expect("bind");
+        }
         "open-read" => match std::fs::File::open(arg(1)) {
             // Blocks on a FIFO until a writer comes; fails without permission.
             Ok(_) => println!("opened"),

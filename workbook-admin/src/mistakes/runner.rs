@@ -760,7 +760,7 @@ fn judge(job: &Job, repetitions: &[Repetition]) -> Vec<String> {
                 job.mistake.expect,
                 missing.len(),
                 join(&missing),
-                indent(&head(&message, 6))
+                indent(&head(&message, 12))
             ));
         }
         for (run, killed) in unreported {

@@ -51,6 +51,7 @@
 mod capture;
 mod causes;
 mod failure;
+mod file_locks;
 mod leaks;
 mod maps;
 mod masks;
@@ -63,14 +64,17 @@ mod shepherd;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod varied;
 
 pub use failure::{Failure, WIDTH};
+pub use file_locks::{FileLock, LockClass, file_locks_on, kill_and_wait, locks_held_by};
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.
 pub use insta;

@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use grader::{
-    Blocked, Cmd, FileLock, Lab, LockClass, Run, Running, Sandbox, Varied, file_locks_on,
+    Blocked, Cmd, FileLock, Lab, LeakKind, LockClass, Run, Running, Sandbox, Varied, file_locks_on,
     kill_and_wait, locks_held_by,
 };
 use nix::fcntl::{Flock, FlockArg};
@@ -241,6 +241,17 @@ fn bytes(start: u64, len: u64) -> String {
     }
 }
 
+/// Fails with `what`, words that do not change from run to run, unless
+/// standard output has the whole line `line`, which the failure shows.
+fn expect_said(run: &Run, line: &str, what: &str, why: &str) {
+    if !run.stdout.lines().any(|said| said == line) {
+        let mut failure = run.failure(what);
+        failure.details.push(format!("expected: {line}"));
+        failure.why = Some(why.to_string());
+        failure.raise();
+    }
+}
+
 // ---- a gate -----------------------------------------------------------------------
 
 /// A gate the test holds shut: an exclusive `flock` on a file of `home`.
@@ -416,7 +427,7 @@ fn a_child_shares_the_flock_of_the_open_file_it_inherited() {
 fn open_to_lock_reports_a_missing_file_and_creates_none() {
     let home = Sandbox::new();
     let missing = home.path("missing.txt");
-    let run = cmd(&home, TASK_1, &["hold", word(&missing), "--nonblock"]).run();
+    let run = cmd(&home, TASK_1, &["test", word(&missing)]).run();
     run.expect_one_line_error(
         "file-locks",
         "No such file or directory",
@@ -436,14 +447,9 @@ fn open_to_lock_refuses_a_directory() {
     let home = Sandbox::new();
     let dir = home.path("dir");
     fs::create_dir(&dir).unwrap_or_else(|e| panic!("grader: mkdir: {e}"));
-    // A read lock opens read-only, which a directory allows: only fstat
-    // can tell.
-    let run = cmd(
-        &home,
-        TASK_1,
-        &["hold", word(&dir), "--kind", "read", "--nonblock"],
-    )
-    .run();
+    // `test` opens read-only, which a directory allows: only fstat can
+    // tell.
+    let run = cmd(&home, TASK_1, &["test", word(&dir)]).run();
     run.expect_one_line_error(
         "file-locks",
         "is a directory",
@@ -954,12 +960,14 @@ fn the_test_command_names_the_process_that_holds_a_record_lock() {
     )
     .run();
     asked.expect_success();
-    asked.expect_line(
+    expect_said(
+        &asked,
         &format!(
             "held: {kind} lock on {} by pid {}",
             bytes(start, len),
             holder.pid()
         ),
+        "did not name the lock in the way, its range and its holder",
         "F_GETLK overwrites the struct flock with the lock in the way: its l_type, l_start, \
          l_len and l_pid, the pid of the process that holds it",
     );
@@ -1030,8 +1038,10 @@ fn the_test_command_finds_no_pid_for_an_ofd_lock() {
         args.extend_from_slice(flag);
         let asked = cmd(&home, TASK_3, &args).run();
         asked.expect_success();
-        asked.expect_line(
+        expect_said(
+            &asked,
             &expected,
+            "did not say that an open file description holds the range, with no pid",
             "an open file description lock has no owning process: F_OFD_GETLK and F_GETLK \
              report l_pid -1 for it, which lock_holder turns into None",
         );
@@ -1355,11 +1365,15 @@ fn start_daemon_checked(sandbox: Sandbox) -> (Run, i32) {
     }
     let text = fs::read_to_string(&pid_file).unwrap_or_default();
     if text != format!("{pid}\n") {
-        start.fail(
-            format!("the pid file holds {text:?}, not the daemon's pid and a newline"),
+        let mut failure =
+            start.failure("the pid file holds other text than the daemon's pid and a newline");
+        failure.details.push(format!("it holds {text:?}"));
+        failure.why = Some(
             "once the lock is its own, the daemon truncates the file and writes its pid, the \
-             pid of the process that holds the lock",
+             pid of the process that holds the lock"
+                .to_string(),
         );
+        failure.raise();
     }
     let sessions = parent_and_session(pid)
         .and_then(|(parent, session)| Some((session, parent_and_session(parent)?.1)));
@@ -1457,12 +1471,12 @@ fn a_pid_file_left_by_a_killed_daemon_does_not_stop_a_new_start() {
     );
     fs::write(&pid_file, &stale).unwrap_or_else(|e| panic!("grader: write: {e}"));
     let status = daemon(start.sandbox, TASK_5, "status", &pid_file).run();
-    status.expect_code(3);
     status.expect_line(
         "not running",
         "a stale pid file names a process that holds no lock: ask the lock (F_GETLK), never \
          the file's text",
     );
+    status.expect_code(3);
     let (again, pid) = start_daemon_checked(status.sandbox);
     if pid == killed {
         again.fail(
@@ -1500,6 +1514,41 @@ fn a_new_pid_file_may_be_read_by_all_and_written_by_its_owner_only() {
     stop_daemon(start.sandbox, pid);
 }
 
+/// Runs a `daemon start` that must fail: exit status 1, nothing left
+/// behind. A child left behind is named the same way whether it is still
+/// ending or already a zombie.
+fn failed_start(cmd: Cmd) -> Run {
+    let start = cmd.run_unchecked();
+    let processes = start.leaks.iter().any(|leak| {
+        matches!(
+            leak.kind,
+            LeakKind::Zombie | LeakKind::Daemon | LeakKind::RunningProcess
+        )
+    });
+    let complaint = match start.code() {
+        Some(0) => Some((
+            "started a daemon, where it had to refuse",
+            "the claim failed: the child reports it, the parent prints it and exits with 1",
+        )),
+        Some(1) if processes => Some((
+            "left behind the child that could not claim the pid file",
+            "a child that reports a failure (or another daemon) then ends: the parent waits \
+             for it with waitpid(), as for any child that is not the daemon",
+        )),
+        _ => None,
+    };
+    if let Some((what, why)) = complaint {
+        // The leftover's own lines differ from run to run (a zombie, or a
+        // process still ending): the sentence above says it all.
+        let mut failure = start.failure(what);
+        failure.details.clear();
+        failure.why = Some(why.to_string());
+        failure.raise();
+    }
+    start.check_finished_cleanly();
+    start
+}
+
 #[test]
 fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
     let sandbox = Sandbox::new();
@@ -1509,7 +1558,9 @@ fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
     let pid_file = sandbox.path("app.pid");
     std::os::unix::fs::symlink(&victim, &pid_file)
         .unwrap_or_else(|e| panic!("grader: symlink: {e}"));
-    let start = daemon(sandbox, TASK_5, "start", &pid_file).run();
+    let start = failed_start(daemon(sandbox, TASK_5, "start", &pid_file).why_if_timeout(
+        "claim_pid_file opens with O_NOFOLLOW: a symbolic link fails at once with ELOOP",
+    ));
     start.expect_one_line_error(
         "file-locks",
         "Too many levels of symbolic links",
@@ -1529,7 +1580,7 @@ fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
 fn start_reports_a_pid_file_it_cannot_create() {
     let sandbox = Sandbox::new();
     let pid_file = sandbox.path("no-such-dir/app.pid");
-    let start = daemon(sandbox, TASK_5, "start", &pid_file).run();
+    let start = failed_start(daemon(sandbox, TASK_5, "start", &pid_file));
     start.expect_one_line_error(
         "file-locks",
         "No such file or directory",

@@ -1516,8 +1516,9 @@ fn a_new_pid_file_may_be_read_by_all_and_written_by_its_owner_only() {
 
 /// Runs a `daemon start` that must fail: exit status 1, nothing left
 /// behind. A child left behind is named the same way whether it is still
-/// ending or already a zombie.
-fn failed_start(cmd: Cmd) -> Run {
+/// ending or already a zombie; `why_started` explains a start that
+/// succeeded.
+fn failed_start(cmd: Cmd, why_started: &str) -> Run {
     let start = cmd.run_unchecked();
     let processes = start.leaks.iter().any(|leak| {
         matches!(
@@ -1526,10 +1527,7 @@ fn failed_start(cmd: Cmd) -> Run {
         )
     });
     let complaint = match start.code() {
-        Some(0) => Some((
-            "started a daemon, where it had to refuse",
-            "the claim failed: the child reports it, the parent prints it and exits with 1",
-        )),
+        Some(0) => Some(("started a daemon, where it had to refuse", why_started)),
         Some(1) if processes => Some((
             "left behind the child that could not claim the pid file",
             "a child that reports a failure (or another daemon) then ends: the parent waits \
@@ -1558,9 +1556,11 @@ fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
     let pid_file = sandbox.path("app.pid");
     std::os::unix::fs::symlink(&victim, &pid_file)
         .unwrap_or_else(|e| panic!("grader: symlink: {e}"));
-    let start = failed_start(daemon(sandbox, TASK_5, "start", &pid_file).why_if_timeout(
-        "claim_pid_file opens with O_NOFOLLOW: a symbolic link fails at once with ELOOP",
-    ));
+    let start = failed_start(
+        daemon(sandbox, TASK_5, "start", &pid_file),
+        "claim_pid_file opens with O_NOFOLLOW: a symbolic link at the pid file's path must \
+         fail with ELOOP, never lead the daemon to a file someone else chose",
+    );
     start.expect_one_line_error(
         "file-locks",
         "Too many levels of symbolic links",
@@ -1580,7 +1580,11 @@ fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
 fn start_reports_a_pid_file_it_cannot_create() {
     let sandbox = Sandbox::new();
     let pid_file = sandbox.path("no-such-dir/app.pid");
-    let start = failed_start(daemon(sandbox, TASK_5, "start", &pid_file));
+    let start = failed_start(
+        daemon(sandbox, TASK_5, "start", &pid_file),
+        "a pid file in a directory that does not exist cannot be created: open fails with \
+         ENOENT",
+    );
     start.expect_one_line_error(
         "file-locks",
         "No such file or directory",

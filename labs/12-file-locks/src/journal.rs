@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! WRITER SEQ PAYLOAD CHECKSUM
-//! 2 0 qhvzkd 5e6c1ad0f14c8b53
+//! 2 0 qhvzkd 1666f5a4f6fdc1f9
 //! ```
 //!
 //! `WRITER` and `SEQ` are decimal numbers, `PAYLOAD` is 1 to

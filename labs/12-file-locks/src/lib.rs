@@ -18,8 +18,9 @@
 //! Tasks 1 to 3 return `nix::Result`: the errno alone, which the command
 //! line puts in context (`lock bytes 0-99 of data.txt for writing: …`).
 //! nix has `fcntl` with every locking command (`FcntlArg::F_SETLK` …
-//! `F_OFD_GETLK`), each taking a `libc::flock`; for `flock(2)` it has only
-//! `Flock`, a guard that owns the file, so call `libc::flock` directly.
+//! `F_OFD_GETLK`), each taking a `libc::flock`; for `flock(2)` it has
+//! `Flock`, a guard that owns the file (its plain `flock` function is
+//! deprecated), so call `libc::flock` directly.
 
 // The stubs below do not use their parameters yet. Delete this line once
 // every TODO is done, so the compiler warns you about anything unused.
@@ -331,7 +332,9 @@ pub enum Claim {
 ///    the holder's pid).
 /// 3. If the lock is busy, ask who holds it ([`lock_holder`]) and return
 ///    [`Claim::Running`] with that pid. If the holder went away in
-///    between (no holder, or no pid), try again from step 2.
+///    between (no holder), try again from step 2. A holder without a pid
+///    (an open file description lock, which no daemon of ours takes) is
+///    an error, `locked by an open file description`.
 /// 4. If the lock is ours: only now truncate the file (`set_len(0)`),
 ///    then write this process's pid and a newline at offset 0
 ///    (`write_all_at`), and return [`Claim::Ours`].

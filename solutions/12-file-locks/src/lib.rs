@@ -428,7 +428,9 @@ pub enum Claim {
 ///    the holder's pid).
 /// 3. If the lock is busy, ask who holds it ([`lock_holder`]) and return
 ///    [`Claim::Running`] with that pid. If the holder went away in
-///    between (no holder, or no pid), try again from step 2.
+///    between (no holder), try again from step 2. A holder without a pid
+///    (an open file description lock, which no daemon of ours takes) is
+///    an error, `locked by an open file description`.
 /// 4. If the lock is ours: only now truncate the file (`set_len(0)`),
 ///    then write this process's pid and a newline at offset 0
 ///    (`write_all_at`), and return [`Claim::Ours`].
@@ -461,10 +463,12 @@ pub fn claim_pid_file(path: &Path) -> anyhow::Result<Claim> {
         }
         let holder =
             lock_holder(&file, Owner::Process, Kind::Write, WHOLE_FILE).context("F_GETLK")?;
-        if let Some(pid) = holder.and_then(|holder| holder.pid) {
-            return Ok(Claim::Running(pid));
+        match holder {
+            Some(Holder { pid: Some(pid), .. }) => return Ok(Claim::Running(pid)),
+            Some(Holder { pid: None, .. }) => bail!("locked by an open file description"),
+            // The holder let go between our two calls: try again.
+            None => {}
         }
-        // The holder let go between our two calls: try again.
     }
 }
 

@@ -28,7 +28,7 @@
 //! must not conclude from one reading that a lock is absent: wait for the
 //! lock it expects, reading again. [`locks_held_by`] has no such trouble:
 //! it reads one process's locks on one file from `/proc/PID/fdinfo/FD`
-//! (its `lock:` lines, Linux 4.0 and later), each small enough to come
+//! (its `lock:` lines, Linux 4.1 and later), each small enough to come
 //! whole; but it shows locks held, never requests waiting.
 //!
 //! A test that has signalled a process often needs it gone, and its locks

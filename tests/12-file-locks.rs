@@ -1577,6 +1577,33 @@ fn start_refuses_a_pid_file_that_is_a_symbolic_link() {
 }
 
 #[test]
+fn start_refuses_a_pid_file_locked_by_an_open_file_description() {
+    let home = Sandbox::new();
+    let pid_file = home.write_file("app.pid", "");
+    let holder = start_holder(&home, TASK_5, &[word(&pid_file), "--api", "ofd"]);
+    let start = failed_start(
+        daemon(home, TASK_5, "start", &pid_file).why_if_timeout(
+            "F_SETLK is refused and F_GETLK names a holder with no pid (l_pid -1): retrying \
+             will never succeed while it holds the lock; report it instead",
+        ),
+        "the pid file is write-locked by an open file description: F_SETLK must be refused",
+    );
+    start.expect_one_line_error(
+        "file-locks",
+        "locked by an open file description",
+        "a holder without a pid is no daemon of ours and will not let go: claim_pid_file \
+         returns an error, `locked by an open file description`, instead of a pid or a retry",
+    );
+    if fs::read_to_string(&pid_file).map_or(true, |text| !text.is_empty()) {
+        start.fail(
+            "changed the pid file of a lock it does not hold",
+            "truncate and write only once the lock is yours",
+        );
+    }
+    release(holder);
+}
+
+#[test]
 fn start_reports_a_pid_file_it_cannot_create() {
     let sandbox = Sandbox::new();
     let pid_file = sandbox.path("no-such-dir/app.pid");

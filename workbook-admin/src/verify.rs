@@ -214,7 +214,7 @@ fn run_plain_step(
             status.clear();
             book(ws)
         }
-        Step::Leftovers => Ok(leftovers(baseline)),
+        Step::Leftovers => Ok(leftovers(ws, baseline)),
     }
 }
 
@@ -445,41 +445,80 @@ fn book(ws: &Workspace) -> Result<Vec<String>> {
 }
 
 /// The IPC objects that appeared since the baseline and are still there
-/// a second later, unless a live process owns them.
+/// a second later, unless a live process owns them, and any program built
+/// in this workspace's `target/` that is still running (a lab or solution
+/// program the grader failed to stop).
 ///
 /// Every run of `verify` has ended when this step runs, so an object still
 /// used by a live process (the last to use a System V object, or the test
 /// process a POSIX name `wb<pid>x…` is named after) belongs to someone
 /// else's run on this machine, as does one that goes away at once.
-fn leftovers(baseline: Option<&Baseline>) -> Vec<String> {
+fn leftovers(ws: &Workspace, baseline: Option<&Baseline>) -> Vec<String> {
     let before = baseline.map(|b| b.ipc.clone()).unwrap_or_default();
     let new: Vec<String> = ipc_objects()
         .into_keys()
         .filter(|object| !before.contains_key(object))
         .collect();
-    if new.is_empty() {
-        return Vec::new();
+    let mut reasons = Vec::new();
+    if !new.is_empty() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = ipc_objects();
+        reasons.extend(
+            new.into_iter()
+                .filter(|object| {
+                    now.get(object)
+                        .is_some_and(|pids| !pids.iter().any(|pid| leftovers::is_alive(*pid)))
+                })
+                .map(|object| format!("left behind: {object}")),
+        );
     }
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let now = ipc_objects();
-    new.into_iter()
-        .filter(|object| {
-            now.get(object)
-                .is_some_and(|pids| !pids.iter().any(|pid| leftovers::is_alive(*pid)))
-        })
-        .map(|object| format!("left behind: {object}"))
-        .collect()
+    reasons.extend(
+        running_programs(&ws.root.join("target"))
+            .into_iter()
+            .map(|program| format!("still running: {program}")),
+    );
+    reasons
+}
+
+/// Processes whose executable lies under `target` (read from
+/// `/proc/PID/exe`), other than the course's own commands, described as
+/// `pid 123 (target/debug/pipes) (kill 123)`.
+fn running_programs(target: &std::path::Path) -> Vec<String> {
+    const OWN_COMMANDS: [&str; 3] = ["workbook", "cargo-workbook", "workbook-admin"];
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !exe.starts_with(target) || name.is_some_and(|n| OWN_COMMANDS.contains(&n.as_str())) {
+            continue;
+        }
+        found.push(format!("pid {pid} ({}) (kill {pid})", exe.display()));
+    }
+    found
 }
 
 /// Every live System V object (from `/proc/sysvipc`) and every entry of
-/// `/dev/shm`, described with the command that removes it, with the pids
-/// that tell whose it is.
+/// `/dev/shm` and `/dev/mqueue`, described with the command that removes
+/// it, with the pids that tell whose it is.
 fn ipc_objects() -> BTreeMap<String, Vec<i32>> {
     let mut objects = BTreeMap::new();
     for object in leftovers::sysv_objects() {
         objects.insert(object.describe(), object.pids.clone());
     }
-    if let Ok(entries) = fs::read_dir("/dev/shm") {
+    // POSIX message queues are visible only where the mqueue file system is
+    // mounted (conventionally on /dev/mqueue).
+    for dir in ["/dev/shm", "/dev/mqueue"] {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -511,5 +550,26 @@ mod tests {
             let parsed = Step::from_str(step.name(), false).expect("a known step");
             assert_eq!(parsed, step);
         }
+    }
+
+    #[test]
+    fn a_program_built_in_target_that_still_runs_is_found() {
+        let target = std::env::temp_dir().join(format!("verify-target-{}", std::process::id()));
+        fs::create_dir_all(&target).expect("a scratch directory");
+        let program = target.join("lab-program");
+        fs::copy("/bin/sleep", &program).expect("a copy of sleep");
+        let mut child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .expect("the copy runs");
+        let found = running_programs(&target);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = fs::remove_dir_all(&target);
+        let pid = child.id();
+        assert_eq!(
+            found,
+            [format!("pid {pid} ({}) (kill {pid})", program.display())]
+        );
     }
 }

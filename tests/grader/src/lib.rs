@@ -50,6 +50,7 @@
 
 mod capture;
 mod causes;
+mod compare;
 mod failure;
 mod kept_names;
 mod leaks;
@@ -64,6 +65,7 @@ mod shepherd;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod varied;
 
 pub use failure::{Failure, WIDTH};
 pub use kept_names::KeptName;
@@ -73,6 +75,7 @@ pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.
 pub use insta;

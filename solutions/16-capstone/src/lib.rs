@@ -711,16 +711,16 @@ pub trait Wakeup: Sized {
 /// Makes a region of `memory::REGION_BYTES` bytes, shared by the
 /// processes forked after it, and leaves no name behind:
 ///
-/// * [`Memory::SystemV`]: `sys::segment_create(names.key(SEGMENT_PROJ),
+/// * `Memory::SystemV`: `sys::segment_create(names.key(SEGMENT_PROJ),
 ///   REGION_BYTES, MODE)`, `Region::attach`, then `sys::segment_remove`
 ///   at once: a segment marked for removal lives on until its last
 ///   process detaches it, and the attachment is inherited by `fork`. If
 ///   the attach fails, remove the segment all the same;
-/// * [`Memory::Posix`]: `shm_open(names.posix("shm"), O_CREAT | O_EXCL
+/// * `Memory::Posix`: `shm_open(names.posix("shm"), O_CREAT | O_EXCL
 ///   | O_RDWR | O_CLOEXEC, MODE)`, `ftruncate` to `REGION_BYTES`,
 ///   `Region::map`, then `shm_unlink` at once (whatever happened after
 ///   `shm_open`). The descriptor may be closed: the mapping stays;
-/// * [`Memory::Anonymous`]: `Region::anonymous`.
+/// * `Memory::Anonymous`: `Region::anonymous`.
 ///
 /// Contexts name the call: `shmget`, `shmat`, `shm_open NAME`,
 /// `ftruncate`, `mmap`.

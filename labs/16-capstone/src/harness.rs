@@ -36,10 +36,9 @@ use anyhow::{Context, bail};
 use nix::fcntl::OFlag;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
-use super::memory::{HEADER_BYTES, Region};
+use super::memory::{Direction, HEADER_BYTES, Region};
 use super::report;
 use super::sys;
 use super::{
@@ -136,6 +135,24 @@ impl Role {
         match self {
             Role::Ping => Role::Pong,
             Role::Pong => Role::Ping,
+        }
+    }
+}
+
+impl Role {
+    /// The direction this side writes to.
+    pub fn outgoing(self) -> Direction {
+        match self {
+            Role::Ping => Direction::PingToPong,
+            Role::Pong => Direction::PongToPing,
+        }
+    }
+
+    /// The direction this side reads from.
+    pub fn incoming(self) -> Direction {
+        match self {
+            Role::Ping => Direction::PongToPing,
+            Role::Pong => Direction::PingToPong,
         }
     }
 }
@@ -457,7 +474,7 @@ fn start_side<L: Link>(
 /// Kills and reaps a side that was started before something failed.
 fn stop_side(pid: Pid) {
     let _ = kill(pid, Signal::SIGKILL);
-    let _ = waitpid(pid, None);
+    reap(pid);
 }
 
 /// The life of one side, in its own process.
@@ -579,20 +596,13 @@ fn wait_for_go(go_read: &OwnedFd, go_write: &OwnedFd) -> anyhow::Result<()> {
 fn supervise(pids: [Pid; 2]) -> [Option<String>; 2] {
     let mut ended: [Option<String>; 2] = [None, None];
     let first = loop {
-        match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-            Ok(status) => match status
-                .pid()
-                .and_then(|pid| pids.iter().position(|&p| p == pid))
-            {
-                Some(at) => break Some((at, failure(status))),
+        match look(libc::P_ALL, 0, 0) {
+            Ok(Some((pid, how))) => match pids.iter().position(|&p| p == pid) {
+                Some(at) => break Some((at, how)),
                 // Not a side: reap it, it is nobody's.
-                None => {
-                    if let Some(pid) = status.pid() {
-                        let _ = waitpid(pid, None);
-                    }
-                }
+                None => reap(pid),
             },
-            Err(nix::errno::Errno::EINTR) => {}
+            Ok(None) | Err(nix::errno::Errno::EINTR) => {}
             Err(error) => {
                 let lost = format!("was lost: waitid: {error}");
                 ended = [Some(lost.clone()), Some(lost)];
@@ -600,23 +610,27 @@ fn supervise(pids: [Pid; 2]) -> [Option<String>; 2] {
             }
         }
     };
-    if let Some((first, how)) = first {
-        let second = 1 - first;
-        let failed = how.is_some();
-        ended[first] = how;
-        if failed {
-            // It waits for a partner that is gone: stop it, and blame the first.
-            let _ = kill(pids[second], Signal::SIGKILL);
-        } else {
-            ended[second] = finish_within(pids[second], STRAGGLER);
+    match first {
+        Some((first, how)) => {
+            let second = 1 - first;
+            let failed = how.is_some();
+            ended[first] = how;
+            if failed {
+                // It waits for a partner that is gone: stop it, and blame
+                // the first.
+                let _ = kill(pids[second], Signal::SIGKILL);
+            } else {
+                ended[second] = finish_within(pids[second], STRAGGLER);
+            }
         }
-    } else {
-        for pid in pids {
-            let _ = kill(pid, Signal::SIGKILL);
+        None => {
+            for pid in pids {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
         }
     }
     for pid in pids {
-        let _ = waitpid(pid, None);
+        reap(pid);
     }
     ended
 }
@@ -626,12 +640,10 @@ fn supervise(pids: [Pid; 2]) -> [Option<String>; 2] {
 fn finish_within(pid: Pid, limit: Duration) -> Option<String> {
     let deadline = Instant::now() + limit;
     let mut nap = Duration::from_micros(50);
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     loop {
-        match waitid(Id::Pid(pid), flags) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(status) => return failure(status),
-            Err(nix::errno::Errno::EINTR) => {}
+        match look(libc::P_PID, pid.as_raw() as libc::id_t, libc::WNOHANG) {
+            Ok(Some((_, how))) => return how,
+            Ok(None) | Err(nix::errno::Errno::EINTR) => {}
             Err(error) => return Some(format!("was lost: waitid: {error}")),
         }
         if Instant::now() >= deadline {
@@ -646,19 +658,47 @@ fn finish_within(pid: Pid, limit: Duration) -> Option<String> {
     }
 }
 
-/// `None` for a side that exited with 0; otherwise how it ended.
-fn failure(status: WaitStatus) -> Option<String> {
-    match status {
-        WaitStatus::Exited(_, 0) => None,
-        WaitStatus::Exited(_, 101) => Some("panicked (exit status 101)".to_string()),
-        WaitStatus::Exited(_, code) => Some(format!("ended with exit status {code}")),
-        WaitStatus::Signaled(_, signal, _) => Some(format!(
-            "was killed by signal {} ({})",
-            signal as i32,
-            signal_name(signal as i32)
-        )),
-        other => Some(format!("ended oddly: {other:?}")),
+/// `waitid(idtype, id, WEXITED | WNOWAIT | flags)`: the child that has
+/// ended, if any (`None` with `WNOHANG` when none has), and how it ended
+/// (`None` if it exited with 0), without reaping it. (nix's `waitid` cannot
+/// say that a child was killed by a real-time signal: its `Signal` type
+/// has none.)
+fn look(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    flags: libc::c_int,
+) -> Result<Option<(Pid, Option<String>)>, nix::errno::Errno> {
+    // SAFETY: siginfo_t is plain data that waitid fills.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let options = libc::WEXITED | libc::WNOWAIT | flags;
+    // SAFETY: waitid writes one siginfo_t.
+    if unsafe { libc::waitid(idtype, id, &mut info, options) } == -1 {
+        return Err(nix::errno::Errno::last());
     }
+    // SAFETY: for a child's state change, si_pid and si_status are set.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let how = match info.si_code {
+        libc::CLD_EXITED if status == 0 => None,
+        libc::CLD_EXITED if status == 101 => Some("panicked (exit status 101)".to_string()),
+        libc::CLD_EXITED => Some(format!("ended with exit status {status}")),
+        _ => Some(format!(
+            "was killed by signal {status} ({})",
+            signal_name(status)
+        )),
+    };
+    Ok(Some((Pid::from_raw(pid), how)))
+}
+
+/// Reaps `pid` (`waitpid`), whatever its status.
+fn reap(pid: Pid) {
+    let mut status = 0;
+    // SAFETY: waitpid writes one int.
+    while unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) } == -1
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
 }
 
 /// `SIGKILL`, or `SIGRTMIN+2` for a real-time signal.

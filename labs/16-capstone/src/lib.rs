@@ -373,9 +373,11 @@ impl Queue for UnixDatagram {
         todo!("TODO(3): UnixDatagram::put")
     }
 
-    /// One `recv`: one datagram, whatever its size. (A datagram longer
-    /// than the buffer would be cut to fit, silently: the pieces' lengths
-    /// are checked by `Messages::recv`.)
+    /// One `recv`: one datagram, whatever its size. A datagram longer than
+    /// `piece` is cut to fit and the rest is lost, without a word, unless
+    /// you ask for `MSG_TRUNC` (nix: `socket::recv(fd, piece,
+    /// MsgFlags::MSG_TRUNC)`): Linux then returns the datagram's real
+    /// length. Return that, so that `Messages::recv` sees the difference.
     fn take(&mut self, piece: &mut [u8]) -> anyhow::Result<usize> {
         // TODO(3): receive one datagram.
         todo!("TODO(3): UnixDatagram::take")

@@ -26,8 +26,6 @@ use std::sync::atomic::AtomicU32;
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous, munmap};
 
-use super::harness::Role;
-
 // ANCHOR: layout
 /// Slots per direction: the writer may fill one while the reader empties
 /// the other.
@@ -65,24 +63,6 @@ impl Direction {
         match self {
             Direction::PingToPong => 0,
             Direction::PongToPing => 1,
-        }
-    }
-}
-
-impl Role {
-    /// The direction this side writes to.
-    pub fn outgoing(self) -> Direction {
-        match self {
-            Role::Ping => Direction::PingToPong,
-            Role::Pong => Direction::PongToPing,
-        }
-    }
-
-    /// The direction this side reads from.
-    pub fn incoming(self) -> Direction {
-        match self {
-            Role::Ping => Direction::PongToPing,
-            Role::Pong => Direction::PingToPong,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::hint;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use nix::fcntl::OFlag;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_close, mq_open, mq_receive, mq_send, mq_unlink};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::socket::{self, MsgFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, ftruncate, mkfifo, pipe2};
 
@@ -442,11 +443,13 @@ impl Queue for UnixDatagram {
         Ok(())
     }
 
-    /// One `recv`: one datagram, whatever its size. (A datagram longer
-    /// than the buffer would be cut to fit, silently: the pieces' lengths
-    /// are checked by `Messages::recv`.)
+    /// One `recv`: one datagram, whatever its size. A datagram longer than
+    /// `piece` is cut to fit and the rest is lost, without a word, unless
+    /// you ask for `MSG_TRUNC` (nix: `socket::recv(fd, piece,
+    /// MsgFlags::MSG_TRUNC)`): Linux then returns the datagram's real
+    /// length. Return that, so that `Messages::recv` sees the difference.
     fn take(&mut self, piece: &mut [u8]) -> anyhow::Result<usize> {
-        self.recv(piece).context("recv")
+        socket::recv(self.as_raw_fd(), piece, MsgFlags::MSG_TRUNC).context("recv")
     }
 }
 // ANCHOR_END: datagrams

@@ -432,14 +432,28 @@ fn open_and_run<L: Link>(
             bail!("{role} reported something unreadable: {error}");
         }
     }
+    // A side that failed wrote why on the board, even if the supervisor
+    // saw its partner end first. When both failed, one usually only
+    // reports that the other went away in the middle of a message (a
+    // reset, a broken pipe, an early end-of-file): blame the other.
+    let mut failures = Vec::new();
     for role in [Role::Ping, Role::Pong] {
-        if let Some(how) = &ended[role.index()] {
-            let said = board.read(role);
-            match said.lines().find_map(|line| line.strip_prefix("error: ")) {
-                Some(error) => bail!("{role}: {error}"),
-                None => bail!("{role} {how}"),
+        let said = board.read(role);
+        match said.lines().find_map(|line| line.strip_prefix("error: ")) {
+            Some(error) => failures.push(format!("{role}: {error}")),
+            None => {
+                if let Some(how) = &ended[role.index()] {
+                    failures.push(format!("{role} {how}"));
+                }
             }
         }
+    }
+    if let Some(cause) = failures
+        .iter()
+        .find(|failure| !after_partner_left(failure))
+        .or(failures.first())
+    {
+        bail!("{cause}");
     }
     removed?;
     if !report.left.is_empty() {
@@ -471,6 +485,20 @@ fn start_side<L: Link>(
     }
 }
 
+/// Whether a side's failure only says that its partner went away: a
+/// connection reset (`ECONNRESET`: the partner closed a socket it had not
+/// read to the end), a broken pipe (`EPIPE`), or an end-of-file in the
+/// middle of a message.
+fn after_partner_left(failure: &str) -> bool {
+    [
+        "Connection reset by peer",
+        "Broken pipe",
+        "end-of-file after",
+    ]
+    .iter()
+    .any(|symptom| failure.contains(symptom))
+}
+
 /// Kills and reaps a side that was started before something failed.
 fn stop_side(pid: Pid) {
     let _ = kill(pid, Signal::SIGKILL);
@@ -493,7 +521,10 @@ fn side<L: Link>(
     let code = match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(error)) => {
-            said.push_str(&format!("error: {}\n", one_line(&format!("{error:#}"))));
+            // `play` has written a failure of the plan already.
+            if !said.lines().any(|line| line.starts_with("error: ")) {
+                said.push_str(&format!("error: {}\n", one_line(&format!("{error:#}"))));
+            }
             1
         }
         // The panic hook has printed the message on stderr already.
@@ -525,12 +556,26 @@ fn play<L: Link>(
             .with_context(|| format!("sched_setaffinity to CPU {}", cpus[role.index()]))?;
     }
     let mut end = link.end(role, peer)?;
-    // One copy of the plans' code for every kind of link.
-    let end: &mut dyn Channel = &mut end;
     for held in report::holdings(setup.inherited, board.region.address()) {
         said.push_str(&format!("holds: {held}\n"));
     }
-    match setup.plan {
+    let followed = follow(role, &mut end, setup.plan, said);
+    if let Err(error) = &followed {
+        // Say why on the board while this side's end is still open: once
+        // it closes, the partner may fail at once (a reset, a broken pipe)
+        // and be seen ending first, and the supervisor must find the cause
+        // here.
+        said.push_str(&format!("error: {}\n", one_line(&format!("{error:#}"))));
+        board.write(role, said);
+    }
+    drop(end);
+    followed
+}
+
+/// Follows `plan` on this side's end (one copy of the plans' code for
+/// every kind of link), noting on `said` what was received or timed.
+fn follow(role: Role, end: &mut dyn Channel, plan: &Plan, said: &mut String) -> anyhow::Result<()> {
+    match plan {
         Plan::Check { seed, sizes } => {
             let received = match role {
                 Role::Ping => check_ping(end, *seed, sizes)?,

@@ -49,8 +49,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// Why a tracer hangs.
 const STUCK: &str = "a tracee stays stopped until the tracer restarts it: every stop must \
-                     end with PTRACE_SYSCALL (sys::restart); and waitpid needs __WALL to \
-                     report threads at all";
+                     end with PTRACE_SYSCALL (sys::restart), the first stop of each new \
+                     tracee too";
 
 /// Values that change from run to run and are checked before they are
 /// masked.
@@ -410,6 +410,32 @@ fn announced_pid(text: &str) -> Option<i32> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Fails if a traced process got a `SIGTRAP`: what a tracer makes of its
+/// own stops when it cannot tell them from signals.
+fn expect_no_sigtrap(run: &Run) {
+    let trace = Trace::parse(&run.stderr);
+    for pid in trace.pids() {
+        let calls = trace.of(pid);
+        let Some(at) = calls.iter().position(|text| *text == "--- SIGTRAP ---") else {
+            continue;
+        };
+        let after_exec = at > 0 && calls[at - 1].starts_with("execve(");
+        let why = if after_exec {
+            "without PTRACE_O_TRACEEXEC, every exec of a tracee sends it a SIGTRAP, which a \
+             tracer that passes signals on delivers, and the program dies of it: set the \
+             option, and the exec stops in a PTRACE_EVENT_EXEC instead"
+        } else {
+            "without PTRACE_O_TRACESYSGOOD, a syscall-stop reports a plain SIGTRAP, which looks \
+             like a signal arriving: set the option, and syscall-stops report SIGTRAP | 0x80 \
+             (sys::Stop::Syscall)"
+        };
+        run.fail(
+            format!("a traced process got a SIGTRAP (process {pid}, after {at} calls)"),
+            why,
+        );
+    }
 }
 
 /// Fails unless the program exited with `code`.
@@ -800,6 +826,7 @@ fn run_prints_the_calls_of_a_program_with_a_pipe() {
     let mut vary = Varied::new();
     let to = vary.between(5, 60) as i32;
     let run = run_workload(TASK_3, &[], &words!("pipes", "--to", &to)).run();
+    expect_no_sigtrap(&run);
     expect_code(
         &run,
         0,
@@ -1032,10 +1059,15 @@ fn run_shows_only_the_calls_the_filter_names() {
         failure
             .details
             .extend(mine.iter().map(|line| format!("  {line}")));
-        failure.details.push("traced:".to_string());
         failure
             .details
-            .extend(all.iter().map(|line| format!("  {line}")));
+            .push("traced, from the dup3 on:".to_string());
+        if shown.is_empty() {
+            failure.details.push("  (nothing)".to_string());
+        }
+        failure
+            .details
+            .extend(shown.iter().map(|line| format!("  {line}")));
         failure.why = Some(
             "a failed call shows its errno (is_error: Call::finish takes it); with `close` in \
              the filter every close is shown, the /dev/null one and the failed one too"
@@ -1349,7 +1381,7 @@ fn run_delivers_the_signals_the_program_gets() {
     let name = signal_name(caught);
     if !run.stdout.contains(&format!("caught {name}")) {
         run.fail(
-            format!("the program's handler for {name} never ran"),
+            "the signal the program sent itself never reached its handler",
             "at a signal-delivery-stop the signal is not delivered yet: restart the tracee \
              with that signal (sys::restart(pid, signal)), or the tracer swallows it",
         );
@@ -1507,8 +1539,7 @@ fn run_follows_threads() {
                 "{} threads were traced, the workload made {threads}",
                 made.len()
             ),
-            "PTRACE_O_TRACECLONE makes each new thread a tracee; waitpid reports threads only \
-             with __WALL",
+            "PTRACE_O_TRACECLONE makes each new thread a tracee, from its first instruction",
         );
     }
     for tid in made {
@@ -1550,6 +1581,13 @@ fn run_follows_a_spawned_program() {
         );
     };
     let calls = trace.of(child);
+    if calls.is_empty() {
+        run.fail(
+            "the process std::process::Command started made no traced call",
+            "Command uses posix_spawn: clone3 or vfork with CLONE_VFORK, which only \
+             PTRACE_O_TRACEVFORK follows (PTRACE_EVENT_VFORK)",
+        );
+    }
     let exec = format!("execve(\"/bin/sh\", [\"/bin/sh\", \"-c\", \"{script}\"], ");
     let ran = calls
         .iter()
@@ -1579,6 +1617,7 @@ fn run_follows_a_shell_pipeline_as_strace_does() {
         .timeout(TIMEOUT)
         .why_if_timeout(STUCK)
         .run();
+    expect_no_sigtrap(&run);
     expect_code(&run, 0, "the pipeline exits with status 0");
     run.expect_lines(
         &format!("{}\n", word.to_uppercase()),

@@ -162,9 +162,10 @@ impl Tracer {
     /// one (the program) ended.
     ///
     /// Each turn, `waitpid(-1, __WALL)` ([`sys::wait_for_stop`] with
-    /// `WaitPidFlag::__WALL`): `-1` for any tracee; `__WALL`, or threads
-    /// (whose exit signal is not `SIGCHLD`) are never reported and stay
-    /// stopped for ever. Then, by what it reports:
+    /// `WaitPidFlag::__WALL`): `-1` for any tracee; `__WALL` for threads
+    /// too, whose exit signal is not `SIGCHLD` (Linux implies it for
+    /// tracees since 4.7; older kernels report threads only with it). Then,
+    /// by what it reports:
     ///
     /// * [`Stop::Syscall`]: [`Tracer::on_syscall_stop`];
     /// * [`Stop::Signal`]: [`Tracer::on_signal_stop`] (task 4);

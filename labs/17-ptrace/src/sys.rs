@@ -38,8 +38,8 @@ pub enum Stop {
 // ANCHOR: wait_for_stop
 /// `waitpid(pid or -1, &status, flags)`, decoded. A tracer waits with
 /// `__WALL`: without it, `waitpid` reports only children whose exit signal
-/// is `SIGCHLD`, and never the threads of a tracee. Interrupted calls
-/// (`EINTR`) are retried.
+/// is `SIGCHLD`, not threads (Linux 4.7 and later imply it for tracees;
+/// earlier ones do not). Interrupted calls (`EINTR`) are retried.
 pub fn wait_for_stop(pid: Option<Pid>, flags: WaitPidFlag) -> nix::Result<Stop> {
     let wanted = pid.map_or(-1, Pid::as_raw);
     let mut status = 0;

@@ -103,9 +103,16 @@ fn say(line: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A new pipe, `(read end, write end)`.
+/// Three ints at an address that is a multiple of 8.
+#[repr(C, align(8))]
+struct Ints([i32; 3]);
+
+/// A new pipe, `(read end, write end)`. The kernel writes the two
+/// descriptors at an address that is *not* a multiple of 8, on purpose: a
+/// tracer that reads them out of this process's memory must cope.
 fn pipe(flags: i32) -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
+    let mut ints = Ints([0; 3]);
+    let fds = &mut ints.0[1..];
     // SAFETY: pipe2 writes two ints into `fds`.
     Errno::result(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }).context("pipe2")?;
     // SAFETY: the kernel just opened both; nothing else owns them.

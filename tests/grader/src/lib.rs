@@ -65,6 +65,7 @@ mod shepherd;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod tracing;
 mod varied;
 
 pub use failure::{Failure, WIDTH};

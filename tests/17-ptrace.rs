@@ -57,7 +57,47 @@ const STUCK: &str = "a tracee stays stopped until the tracer restarts it: every 
 const FILTERS: &[(&str, &str)] = &[(r"0x[0-9a-f]{5,}", "0x[ADDR]"), (r"\bpid \d+", "pid [PID]")];
 
 fn lab() -> Lab {
+    if let Some(refusal) = ptrace_refused() {
+        panic!(
+            "this machine does not let a process trace its own child: {refusal}\n  every test \
+             of lab 17 needs that; it is not your code (read: book/src/{CHAPTER}, section \
+             \"Who may trace whom: ptrace_scope\")"
+        );
+    }
     grader::lab!(CHAPTER)
+}
+
+/// Why `PTRACE_TRACEME` fails here, if it does: tried once, in a child
+/// that asks to be traced and leaves at once (Yama's `ptrace_scope` 2
+/// without `CAP_SYS_PTRACE`, or 3; or a seccomp filter that forbids ptrace).
+fn ptrace_refused() -> Option<String> {
+    static REFUSAL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    REFUSAL
+        .get_or_init(|| {
+            use std::os::unix::process::CommandExt;
+            let mut probe = std::process::Command::new("true");
+            // SAFETY: between fork and exec the child makes two system
+            // calls, async-signal-safe, and touches no lock.
+            unsafe {
+                probe.pre_exec(|| {
+                    let null = std::ptr::null_mut::<libc::c_void>();
+                    if libc::ptrace(libc::PTRACE_TRACEME, 0, null, null) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::_exit(0)
+                });
+            }
+            let error = match probe.status() {
+                Ok(_) => return None,
+                Err(error) => error,
+            };
+            let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+                .map_or("no Yama".to_string(), |scope| {
+                    format!("ptrace_scope is {}", scope.trim())
+                });
+            Some(format!("PTRACE_TRACEME failed with {error} ({scope})"))
+        })
+        .clone()
 }
 
 /// `ptrace run [OPTIONS…] -- ptrace workload WORKLOAD…`: the lab's tracer

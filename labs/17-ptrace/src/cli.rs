@@ -336,8 +336,8 @@ fn step(argv: &[String]) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// For the exit of a `pipe`, `pipe2` or `socketpair` that succeeded: the
-/// two descriptors the kernel wrote into the array its argument points to.
+/// For the exit of a `pipe` or `pipe2` that succeeded: the two
+/// descriptors the kernel wrote into the array its first argument points to.
 fn written_fds(pid: Pid, call: Option<(u64, u64)>, is_error: bool) -> String {
     let Some((nr, first)) = call else {
         return String::new();

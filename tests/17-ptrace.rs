@@ -608,9 +608,14 @@ fn a_program_that_cannot_run_is_one_line_and_exit_status_1() {
         (missing.clone(), "ENOENT", "start"),
         (not_executable.display().to_string(), "EACCES", "run"),
     ];
+    // execvp searches PATH: one directory that exists and is empty, so
+    // that a directory the user may not search (EACCES) cannot mask ENOENT.
+    let empty = sandbox.path("bin");
+    fs::create_dir(&empty).unwrap_or_else(|e| panic!("grader: mkdir: {e}"));
     for (program, errno, command) in cases {
         let run = lab()
             .cmd_in(Sandbox::new(), [command, "--", program.as_str()])
+            .env("PATH", &empty)
             .section(TASK_1)
             .timeout(TIMEOUT)
             .why_if_timeout(STUCK)

@@ -218,7 +218,7 @@ impl Trace {
             .iter()
             .map(|(pid, name)| (name.clone(), *pid))
             .collect();
-        sections.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
+        sections.sort_by_key(|a| natural_key(&a.0));
         let mut out = String::new();
         for (name, pid) in sections {
             out.push_str(&format!("process {name}\n"));

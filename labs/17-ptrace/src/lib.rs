@@ -167,10 +167,10 @@ impl Tracer {
     /// tracees since 4.7; older kernels report threads only with it). Then,
     /// by what it reports:
     ///
-    /// * [`Stop::Syscall`]: [`Tracer::on_syscall_stop`];
-    /// * [`Stop::Signal`]: [`Tracer::on_signal_stop`] (task 4);
-    /// * [`Stop::Event`]: [`Tracer::on_event_stop`] (task 5);
-    /// * [`Stop::Exited`], [`Stop::Killed`]: [`Tracer::on_exit`].
+    /// * a [`Stop::Syscall`] goes to [`Tracer::on_syscall_stop`];
+    /// * a [`Stop::Signal`] to [`Tracer::on_signal_stop`] (task 4);
+    /// * a [`Stop::Event`] to [`Tracer::on_event_stop`] (task 5);
+    /// * a [`Stop::Exited`] or [`Stop::Killed`] to [`Tracer::on_exit`].
     ///
     /// Every stop must end with the tracee restarted ([`sys::restart`]),
     /// or it stays stopped: each handler does that. `ECHILD` from

@@ -118,7 +118,7 @@ fn run_workload(section: &str, options: &[&str], workload: &[String]) -> grader:
 /// A `Vec<String>` of anything printable.
 macro_rules! words {
     ($($word:expr),* $(,)?) => {
-        vec![$($word.to_string()),*]
+        [$($word.to_string()),*]
     };
 }
 
@@ -1344,16 +1344,16 @@ fn run_agrees_with_strace_on_the_ipc_workloads() {
     let name = sandbox.posix_name("q");
     let socket = sandbox.path("s.sock").display().to_string();
     let to = vary.between(5, 60).to_string();
-    let workloads: [Vec<String>; 4] = [
-        words!("pipes", "--to", &to),
-        words!(
+    let workloads: [&[String]; 4] = [
+        &words!("pipes", "--to", &to),
+        &words!(
             "sysv",
             "--mtype",
             &vary.between(1, 99),
             "--text",
             &vary.word(9)
         ),
-        words!(
+        &words!(
             "mq",
             &name,
             "--text",
@@ -1361,7 +1361,7 @@ fn run_agrees_with_strace_on_the_ipc_workloads() {
             "--priority",
             &vary.between(0, 9)
         ),
-        words!("sockets", &socket),
+        &words!("sockets", &socket),
     ];
     let filter = "pipe2,dup3,msgget,msgsnd,semget,semop,semctl,shmget,shmctl,msgctl,\
                   mq_open,mq_timedsend,mq_unlink,socketpair,socket,bind,listen,connect,\
@@ -1644,7 +1644,7 @@ fn run_follows_a_shell_pipeline_as_strace_does() {
     let mut vary = Varied::new();
     let word = vary.word(8);
     let script = format!("echo {word} | tr a-z A-Z | cat");
-    let argv: Vec<String> = words!("sh", "-c", &script);
+    let argv = words!("sh", "-c", &script);
     // `?name`: if this machine has it (aarch64 has no pipe, dup2, fork, vfork).
     let filter = "?pipe,pipe2,dup,?dup2,dup3,clone,clone3,?fork,?vfork,execve,wait4";
     let run = lab()

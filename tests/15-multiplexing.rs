@@ -1,0 +1,1 @@
+//! Grading suite of lab 15 (multiplexing).

@@ -26,8 +26,8 @@ use super::{Inbox, Outbox};
 
 /// The most bytes the client lets wait for the relay before it stops
 /// reading its input: flow control, so that a relay that does not read
-/// does not make the client hold its whole input in memory.
-pub const HIGH_WATER: usize = 64 * 1024;
+/// does not make the client hold all of its input in memory.
+pub const HIGH_WATER: usize = 1024 * 1024;
 
 /// How many bytes of standard input one `read` takes.
 const STDIN_CHUNK: usize = 16 * 1024;

@@ -529,11 +529,13 @@ impl Relay {
     /// `wire::relayed(from, message)`, built once, pushed into each
     /// client's [`Outbox`] (counted in `tally.copies`).
     ///
-    /// A client whose outbox is [`Full`] reads too slowly: after the loop
-    /// over the clients (not during it: the map is being walked),
-    /// [`Relay::remove_client`] each of them with `Dropped::TooSlow(full)`.
-    /// Nothing is written here: one `write` per client after the batch
-    /// ([`Relay::flush_clients`]) carries all the frames queued for it.
+    /// Nothing is written here as a rule: one `write` per client after the
+    /// batch ([`Relay::flush_clients`]) carries all the frames queued for
+    /// it. But an outbox that is [`Full`] may only hold what this batch
+    /// queued: [`Outbox::flush`] it first, then push again. Still full,
+    /// its client reads too slowly: after the loop over the clients (not
+    /// during it: the map is being walked), [`Relay::remove_client`] each
+    /// of them with `Dropped::TooSlow(full)`.
     ///
     /// Count the message: `tally.announcements` if it came from the relay,
     /// `tally.messages` otherwise.

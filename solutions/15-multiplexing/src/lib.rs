@@ -117,7 +117,10 @@ pub fn watch(fifos: &[OwnedFd], report: &mut dyn FnMut(usize, Seen)) -> anyhow::
     let mut watched: Vec<usize> = (0..fifos.len()).collect();
     let mut buffer = vec![0; 64 * 1024];
     while !watched.is_empty() {
-        for index in ready_fifos(fifos, &watched)? {
+        for (index, revents) in ready_fifos(fifos, &watched)? {
+            if revents.contains(PollFlags::POLLNVAL) {
+                bail!("poll: descriptor {index} is not open (POLLNVAL)");
+            }
             let (bytes, ended) = drain(&fifos[index], &mut buffer)?;
             if bytes > 0 {
                 report(index, Seen::Data(bytes));
@@ -133,8 +136,8 @@ pub fn watch(fifos: &[OwnedFd], report: &mut dyn FnMut(usize, Seen)) -> anyhow::
 // ANCHOR_END: watch
 
 /// Waits in `poll` until some of the `watched` FIFOs are ready; returns
-/// their indexes.
-fn ready_fifos(fifos: &[OwnedFd], watched: &[usize]) -> anyhow::Result<Vec<usize>> {
+/// their indexes and `revents`.
+fn ready_fifos(fifos: &[OwnedFd], watched: &[usize]) -> anyhow::Result<Vec<(usize, PollFlags)>> {
     let mut polled: Vec<PollFd> = watched
         .iter()
         .map(|&i| PollFd::new(fifos[i].as_fd(), PollFlags::POLLIN))
@@ -149,8 +152,8 @@ fn ready_fifos(fifos: &[OwnedFd], watched: &[usize]) -> anyhow::Result<Vec<usize
     Ok(watched
         .iter()
         .zip(&polled)
-        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-        .map(|(&i, _)| i)
+        .filter_map(|(&i, fd)| fd.revents().map(|revents| (i, revents)))
+        .filter(|(_, revents)| !revents.is_empty())
         .collect())
 }
 
@@ -826,11 +829,13 @@ impl Relay {
     /// `wire::relayed(from, message)`, built once, pushed into each
     /// client's [`Outbox`] (counted in `tally.copies`).
     ///
-    /// A client whose outbox is [`Full`] reads too slowly: after the loop
-    /// over the clients (not during it: the map is being walked),
-    /// [`Relay::remove_client`] each of them with `Dropped::TooSlow(full)`.
-    /// Nothing is written here: one `write` per client after the batch
-    /// ([`Relay::flush_clients`]) carries all the frames queued for it.
+    /// Nothing is written here as a rule: one `write` per client after the
+    /// batch ([`Relay::flush_clients`]) carries all the frames queued for
+    /// it. But an outbox that is [`Full`] may only hold what this batch
+    /// queued: [`Outbox::flush`] it first, then push again. Still full,
+    /// its client reads too slowly: after the loop over the clients (not
+    /// during it: the map is being walked), [`Relay::remove_client`] each
+    /// of them with `Dropped::TooSlow(full)`.
     ///
     /// Count the message: `tally.announcements` if it came from the relay,
     /// `tally.messages` otherwise.
@@ -841,7 +846,7 @@ impl Relay {
             if number == from {
                 continue;
             }
-            match client.outbox.push(&frame) {
+            match deliver(client, &frame) {
                 Ok(()) => self.tally.copies += 1,
                 Err(full) => too_slow.push((number, full)),
             }
@@ -898,6 +903,17 @@ impl Relay {
         let signal = Signal::try_from(info.ssi_signo as i32).context("the signal's number")?;
         Ok(Some(signal))
     }
+}
+
+/// Queues `frame` for `client`; if its outbox is full, writes what its
+/// socket takes now and tries again.
+fn deliver(client: &mut Client, frame: &[u8]) -> Result<(), Full> {
+    if client.outbox.push(frame).is_ok() {
+        return Ok(());
+    }
+    // An error here (the client has gone) shows again in flush_clients.
+    let _ = client.outbox.flush(&mut client.stream);
+    client.outbox.push(frame)
 }
 
 /// `epoll_ctl(EPOLL_CTL_ADD)` of `fd` with `flags` and `token`.

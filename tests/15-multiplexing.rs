@@ -1270,7 +1270,7 @@ impl Swarm {
         let pending = std::mem::take(&mut self.peers[index].incoming);
         while let Some(header) = pending[start..].first_chunk::<4>() {
             let length = u32::from_be_bytes(*header) as usize;
-            if length > MAX_RELAYED || length < 4 {
+            if !(4..=MAX_RELAYED).contains(&length) {
                 self.note(format!(
                     "a client got a frame of {length} bytes: the relay sends a 4-byte sender \
                      and at most {MAX_MESSAGE} bytes of message"

@@ -24,6 +24,8 @@ fn main() -> anyhow::Result<()> {
     hang_ups()?;
     one_shot()?;
     refusals()?;
+    partial_writes()?;
+    exclusive()?;
     Ok(())
 }
 
@@ -240,3 +242,32 @@ fn refusals() -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: refusals
+
+// ANCHOR: partial
+fn partial_writes() -> anyhow::Result<()> {
+    let (near, _far) = UnixStream::pair()?;
+    near.set_nonblocking(true)?;
+    let big = vec![b'x'; 4 << 20];
+    let first = unistd::write(&near, &big);
+    show("write 4 MiB, nobody reading", format!("{first:?}"));
+    let second = unistd::write(&near, &big);
+    show("write again", format!("{second:?}"));
+    show("EAGAIN == EWOULDBLOCK", Errno::EAGAIN == Errno::EWOULDBLOCK);
+    Ok(())
+}
+// ANCHOR_END: partial
+
+// ANCHOR: exclusive
+fn exclusive() -> anyhow::Result<()> {
+    let (_near, far) = UnixStream::pair()?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+    show(
+        "ADD with EPOLLEXCLUSIVE",
+        format!("{:?}", epoll.add(&far, EpollEvent::new(flags, 6))),
+    );
+    let modified = epoll.modify(&far, &mut EpollEvent::new(flags, 6));
+    show("then EPOLL_CTL_MOD", format!("{modified:?}"));
+    Ok(())
+}
+// ANCHOR_END: exclusive

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     clients: usize,
     /// How many messages they send in all.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 5_000)]
     messages: usize,
     /// The bytes of each message.
     #[arg(long, default_value_t = 32)]

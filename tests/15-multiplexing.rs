@@ -107,15 +107,19 @@ fn await_stdout(program: &mut Running, text: &str, what: &str, why: &str) {
 /// and `why` if it keeps running (a loop that spins), sleeps somewhere
 /// else, or ends.
 fn expect_asleep_in(program: &mut Running, calls: &[&str], what: &str, why: &str) {
-    match program.wait_until_blocked(WAIT) {
-        Blocked::In(call) if calls.contains(&call.as_str()) => {}
-        Blocked::In(call) => program.fail(format!("{what}: it is asleep in {call}"), why),
-        Blocked::Busy => program.fail(
-            format!("{what}: it kept running for {} s", WAIT.as_secs()),
-            why,
-        ),
+    let instead = match program.wait_until_blocked(WAIT) {
+        Blocked::In(call) if calls.contains(&call.as_str()) => return,
+        Blocked::In(call) => format!("it is asleep in {call} instead"),
+        Blocked::Busy => format!("it kept running for {} s", WAIT.as_secs()),
+        // Failed through fail(), which shows a panic as the cause.
         Blocked::Exited(_) => program.fail(format!("{what}: it ended"), why),
-    }
+    };
+    // What it did instead depends on the run (a loop that spins may be
+    // caught writing to a full pipe): a detail, not the first line.
+    let mut failure = program.failure(what);
+    failure.details.push(instead);
+    failure.why = Some(why.to_string());
+    failure.raise()
 }
 
 /// A value of `/proc/PID/status` (`VmHWM`, `Threads` …), as a number.

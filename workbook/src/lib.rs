@@ -1,5 +1,5 @@
 //! The course CLI's library: everything `cargo workbook` does for students
-//! (`grade`, `watch`, `hint`, `reset`, `doctor`, `clean`, `serve`, `build`),
+//! (`grade`, `watch`, `hint`, `reset`, `trace`, `doctor`, `clean`, `serve`, `build`),
 //! and what the instructors' tool (`workbook-admin`) builds on: finding the
 //! course and its labs, running cargo, reading test output, grading, the
 //! checksum manifests.
@@ -24,6 +24,7 @@ pub mod minitoml;
 pub mod process;
 pub mod reset;
 pub mod sha256;
+pub mod trace;
 pub mod watch;
 pub mod workspace;
 

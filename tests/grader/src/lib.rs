@@ -67,6 +67,7 @@ mod signals;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod tracing;
 mod varied;
 
 pub use failure::{Failure, WIDTH};

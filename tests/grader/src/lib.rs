@@ -190,8 +190,26 @@ macro_rules! lab {
 /// let masks = grader::Masks::new().value(&text, "[TEXT]");
 /// grader::assert_transcript!(run, &masks);
 /// ```
+///
+/// With `text = …`, a transcript the suite built from the run itself (the
+/// run's transcript with more in it, such as the system calls it made) is
+/// compared instead of [`Run::transcript`], optionally with masks:
+///
+/// ```ignore
+/// grader::assert_transcript!(run, text = traced(&run), &masks);
+/// ```
 #[macro_export]
 macro_rules! assert_transcript {
+    ($run:expr, text = $text:expr) => {{
+        let run: &$crate::Run = &$run;
+        $crate::__compare_snapshot!(run, $text, run.description())
+    }};
+    ($run:expr, text = $text:expr, $masks:expr) => {{
+        let run: &$crate::Run = &$run;
+        let masks: &$crate::Masks = $masks;
+        let text: ::std::string::String = $text;
+        $crate::__compare_snapshot!(run, masks.apply(&text), masks.apply(&run.description()))
+    }};
     ($run:expr) => {{
         let run: &$crate::Run = &$run;
         $crate::__compare_snapshot!(run, run.transcript(), run.description())
@@ -237,8 +255,9 @@ macro_rules! assert_masked_transcript {
 
 /// The body of [`assert_transcript!`]: it must expand in the suite, where
 /// `file!()`, `module_path!()` and the test function name insta's snapshot.
-/// Suites call [`assert_transcript!`] or [`assert_masked_transcript!`]
-/// (with [`Masks`] for values of their own), not this.
+/// Suites call [`assert_transcript!`] (with `text = …` for a transcript of
+/// their own making) or [`assert_masked_transcript!`] (with [`Masks`] for
+/// values of their own), not this.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __compare_snapshot {

@@ -247,12 +247,9 @@ fn create_makes_a_queue_with_the_capacity_asked_for() {
                 "mq_open failed with EMFILE for a queue of {max_messages} messages of \
                  {message_size} bytes"
             ),
-            format!(
-                "so small a queue takes this user's queues over RLIMIT_MSGQUEUE only if it got \
-                 the defaults instead (or other queues of this user fill the limit): pass the \
-                 capacity to mq_open as a struct mq_attr {}",
-                rng.tag()
-            ),
+            "so small a queue takes this user's queues over RLIMIT_MSGQUEUE only if it got the \
+             defaults instead (or other queues of this user fill the limit): pass the capacity \
+             to mq_open as a struct mq_attr",
         );
     }
     run.expect_success();

@@ -1668,6 +1668,124 @@ wait $producer; echo "producer: exit status $?"; cat producer.out
     assert_transcript!(run);
 }
 
+/// `ring hold` holds the ring's lock while `STEP` (a `ring produce` or
+/// `ring consume` of one record, its output into `step.out`) runs; once
+/// the step sleeps on the lock, `ring show` prints the semaphores; then
+/// the hold ends and the step finishes. `$2` is the seed of the records.
+fn behind_a_held_lock(step: &str, before: &str, seed: u64) -> Run {
+    let text = format!(
+        r#"
+"$0" ring create "$1" --slots 4 >/dev/null
+{before}
+mkfifo holding release
+"$0" ring hold "$1" < release > holding & holder=$!
+exec 3> release 5< holding
+read -r line <&5 && echo "holder says: $line"
+{step} --timeout-ms 3000 > step.out 2>&1 3>&- 5<&- & step=$!
+asleep $step && echo "step: asleep on the lock"
+"$0" ring show "$1"
+exec 3>&-
+wait $holder; echo "holder: exit status $?"
+wait $step; echo "step: exit status $?"; cat step.out
+exec 5<&-
+"$0" ring show "$1"
+"$0" unlink "$1"
+"#
+    );
+    let run = script(TASK_6, &text, &[seed.to_string()])
+        .why_if_timeout(STUCK)
+        .run();
+    run.expect_success();
+    if !run.stderr.is_empty() || run.stdout.contains("posix-shm: ") {
+        fail_with_first_error(&run);
+    }
+    expect_line(
+        &run,
+        "holder says: holding the lock of /[PREFIX]-obj",
+        "`ring hold` (given) takes the ring's lock: it needs ring_open (task 5)",
+    );
+    expect_line(
+        &run,
+        "step: asleep on the lock",
+        "with the ring's lock held by another process, put and take sleep in \
+         pthread_mutex_timedlock (futex) after their P, before they copy",
+    );
+    expect_line(
+        &run,
+        "step: exit status 0",
+        "once the holder unlocks, the step takes the lock and finishes",
+    );
+    run
+}
+
+#[test]
+fn a_record_is_published_only_once_it_is_copied() {
+    let mut vary = Varied::new();
+    let seed = vary.between(0, u64::MAX - 1);
+    let run = behind_a_held_lock(
+        r#""$0" ring produce "$1" --producer 4 --count 1 --seed "$2""#,
+        "",
+        seed,
+    );
+    if !run
+        .stdout
+        .contains("ring /[PREFIX]-obj: 4 slots; put 0, taken 0; free 3, used 0")
+    {
+        run.fail(
+            "the record was published (V on `used`) before it was copied into its slot",
+            "put posts `used` last, after it has copied the record and unlocked: a V \
+             before the copy lets a consumer take a slot that is not written yet",
+        );
+    }
+    expect_line(
+        &run,
+        &format!(
+            "producer 4: put 1 records, checksum {:#018x}",
+            checksum(4, 1, seed)
+        ),
+        STUCK,
+    );
+    expect_line(
+        &run,
+        "ring /[PREFIX]-obj: 4 slots; put 1, taken 0; free 3, used 1",
+        "after the put: tail 1, `free` 3, `used` 1",
+    );
+}
+
+#[test]
+fn a_slot_is_freed_only_once_its_record_is_copied_out() {
+    let mut vary = Varied::new();
+    let seed = vary.between(0, u64::MAX - 1);
+    let run = behind_a_held_lock(
+        r#""$0" ring consume "$1" --count 1"#,
+        r#""$0" ring produce "$1" --producer 7 --count 1 --seed "$2" >/dev/null"#,
+        seed,
+    );
+    if !run
+        .stdout
+        .contains("ring /[PREFIX]-obj: 4 slots; put 1, taken 0; free 3, used 0")
+    {
+        run.fail(
+            "the slot was freed (V on `free`) before its record was copied out",
+            "take posts `free` last, after it has copied the record out and unlocked: a \
+             V before the copy lets a producer overwrite the record being read",
+        );
+    }
+    expect_line(
+        &run,
+        &format!(
+            "took 1 records: checksum {:#018x}, 0 torn, 0 out of order",
+            checksum(7, 1, seed)
+        ),
+        STUCK,
+    );
+    expect_line(
+        &run,
+        "ring /[PREFIX]-obj: 4 slots; put 1, taken 1; free 4, used 0",
+        "after the take: head 1, `free` 4, `used` 0",
+    );
+}
+
 #[test]
 fn take_gives_up_on_an_empty_ring() {
     let run = script(

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::unistd::geteuid;
 
@@ -198,8 +199,15 @@ enum RingCommand {
               value_parser = clap::value_parser!(u32).range(1..=65536))]
         slots: u32,
     },
+    /// Take the ring's lock and hold it until standard input ends, then
+    /// unlock: meanwhile every put and take sleeps on the lock, after its P
+    /// and before its copy. Given, on top of TODO 5.
+    Hold {
+        /// The ring's name.
+        name: String,
+    },
     /// Print the ring's header: slots, records put and taken, and the two
-    /// semaphores (TODO 5).
+    /// semaphores, without the lock (TODO 5).
     Show {
         /// The ring's name.
         name: String,
@@ -490,6 +498,21 @@ fn ring(command: RingCommand) -> anyhow::Result<()> {
                 "created ring {name}: {slots} slots of {RECORD_SIZE} bytes ({} bytes in all)",
                 ring_size(slots).unwrap_or(0)
             );
+        }
+        RingCommand::Hold { name } => {
+            let ring = ring_open(&name)?;
+            match ring.mutex.lock_until(&deadline(None)) {
+                Ok(()) => {}
+                // A holder died; `head` and `tail` are whole, as in put and take.
+                Err(Errno::EOWNERDEAD) => ring.mutex.consistent().context("consistent")?,
+                Err(errno) => return Err(errno).with_context(|| format!("lock the ring {name}")),
+            }
+            println!("holding the lock of {name}");
+            io::stdout().flush().context("flush")?;
+            let waited = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            ring.mutex.unlock().context("unlock")?;
+            waited.context("read standard input")?;
+            println!("released the lock of {name}");
         }
         RingCommand::Show { name } => {
             let ring = ring_open(&name)?;

@@ -1718,6 +1718,24 @@ exec 5<&-
     run
 }
 
+/// Fails with `what` and `why` unless the ring, shown while the step
+/// slept on the lock, was `expected`; the details show what it was.
+fn expect_while_asleep(run: &Run, expected: &str, what: &str, why: &str) {
+    let shown = run
+        .stdout
+        .lines()
+        .skip_while(|line| *line != "step: asleep on the lock")
+        .find(|line| line.starts_with("ring "))
+        .unwrap_or("(nothing)");
+    if shown != expected {
+        let mut failure = run.failure(what);
+        failure.details.push(format!("while it slept: {shown}"));
+        failure.details.push(format!("expected:       {expected}"));
+        failure.why = Some(why.to_string());
+        failure.raise();
+    }
+}
+
 #[test]
 fn a_record_is_published_only_once_it_is_copied() {
     let mut vary = Varied::new();
@@ -1727,16 +1745,13 @@ fn a_record_is_published_only_once_it_is_copied() {
         "",
         seed,
     );
-    if !run
-        .stdout
-        .contains("ring /[PREFIX]-obj: 4 slots; put 0, taken 0; free 3, used 0")
-    {
-        run.fail(
-            "the record was published (V on `used`) before it was copied into its slot",
-            "put posts `used` last, after it has copied the record and unlocked: a V \
-             before the copy lets a consumer take a slot that is not written yet",
-        );
-    }
+    expect_while_asleep(
+        &run,
+        "ring /[PREFIX]-obj: 4 slots; put 0, taken 0; free 3, used 0",
+        "the record was published (V on `used`) before it was copied into its slot",
+        "put posts `used` last, after it has copied the record and unlocked: a V \
+         before the copy lets a consumer take a slot that is not written yet",
+    );
     expect_line(
         &run,
         &format!(
@@ -1761,16 +1776,13 @@ fn a_slot_is_freed_only_once_its_record_is_copied_out() {
         r#""$0" ring produce "$1" --producer 7 --count 1 --seed "$2" >/dev/null"#,
         seed,
     );
-    if !run
-        .stdout
-        .contains("ring /[PREFIX]-obj: 4 slots; put 1, taken 0; free 3, used 0")
-    {
-        run.fail(
-            "the slot was freed (V on `free`) before its record was copied out",
-            "take posts `free` last, after it has copied the record out and unlocked: a \
-             V before the copy lets a producer overwrite the record being read",
-        );
-    }
+    expect_while_asleep(
+        &run,
+        "ring /[PREFIX]-obj: 4 slots; put 1, taken 0; free 3, used 0",
+        "the slot was freed (V on `free`) before its record was copied out",
+        "take posts `free` last, after it has copied the record out and unlocked: a \
+         V before the copy lets a producer overwrite the record being read",
+    );
     expect_line(
         &run,
         &format!(

@@ -7,9 +7,11 @@
 //! each, their solutions, suites, a snapshot, a book and a README. The fake
 //! cargo (`$CARGO`) answers `cargo metadata`, answers `cargo test -p TOPIC`
 //! with libtest output in which test N passes once the lab's
-//! `todo!("TODO(N)…")` is gone, and answers `cargo run` by writing its
-//! arguments, one per line, to `cargo-run-args` in its working directory
-//! and exiting with status 3.
+//! `todo!("TODO(N)…")` is gone (only builds with `--no-run`; with
+//! `FAKE_TAMPER_AT=build` or `run` it also changes a snapshot while it
+//! builds or runs, as a build script or a program could), and answers
+//! `cargo run` by writing its arguments, one per line, to `cargo-run-args`
+//! in its working directory and exiting with status 3.
 
 #![allow(dead_code)]
 
@@ -39,6 +41,21 @@ if grep -q 'does not compile' "$lib"; then
   echo "error[E0425]: cannot find value \`fds\` in this scope" >&2
   echo "  --> $lib:3:9" >&2
   exit 101
+fi
+norun=no
+for arg in "$@"; do
+  if [ "$arg" = --no-run ]; then norun=yes; fi
+done
+# What a build script or a lab's program could do behind the grader's back.
+if [ "${FAKE_TAMPER_AT:-}" = build ] && [ $norun = yes ]; then
+  echo changed >> tests/snapshots/pipes__task_1_works.snap
+fi
+if [ "${FAKE_TAMPER_AT:-}" = run ] && [ $norun = no ]; then
+  echo changed >> tests/snapshots/pipes__task_1_works.snap
+fi
+if [ $norun = yes ]; then
+  echo "  Executable tests/$pkg.rs (target/debug/deps/$pkg-0)" >&2
+  exit 0
 fi
 echo "     Running tests/$pkg.rs (target/debug/deps/$pkg-0)" >&2
 echo "running 2 tests"

@@ -51,6 +51,7 @@ const COMMANDS: [Spec; 9] = [
         positionals: &[("LAB", false)],
         options: &[
             flag("json", None),
+            valued("json-file", None, "FILE"),
             valued("junit", None, "FILE"),
             valued("csv", None, "FILE"),
             valued("granularity", None, "test|task|lab"),
@@ -85,6 +86,8 @@ Options:
                              (for scripts, classroom tools and gradebooks):
                              the commit, when, how long, and per lab its
                              tests, tasks, points and the tamper check
+      --json-file <FILE>     Write that JSON document to FILE instead, once
+                             every lab is graded (the scoreboard still shows)
       --junit <FILE>         Also write the results as JUnit XML to FILE (for
                              CI services and learning platforms)
       --csv <FILE>           Also write one CSV row per lab to FILE (commit,

@@ -350,6 +350,10 @@ impl GradingFiles<'_> {
 pub struct Output<'a> {
     /// Print JSON instead of the scoreboard.
     pub json: bool,
+    /// Write the JSON to this file, at the end (the scoreboard still shows).
+    /// A file opened before the labs run could be replaced while they run;
+    /// this one is written after.
+    pub json_file: Option<&'a Path>,
     /// Also write a JUnit XML report to this file.
     pub junit: Option<&'a Path>,
     /// Also write a CSV (one row per lab) to this file.
@@ -389,15 +393,21 @@ pub fn run(ws: &Workspace, query: Option<&str>, output: &Output, cwd: &Path) -> 
         started_at: rfc3339(started_at),
         duration: clock.elapsed().as_secs_f64(),
     };
+    let report = Report {
+        graded: &graded,
+        provenance: &provenance,
+        scoring: output.scoring,
+    };
     if output.json {
-        let report = Report {
-            graded: &graded,
-            provenance: &provenance,
-            scoring: output.scoring,
-        };
         println!("{}", report.to_json().pretty());
     } else {
         print!("{}", scoreboard(&graded.labs));
+    }
+    if let Some(file) = output.json_file {
+        let path = workspace::lexically_normal(&cwd.join(file));
+        fs::write(&path, format!("{}\n", report.to_json().pretty()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote the grade to {}", path.display());
     }
     if let Some(file) = output.csv {
         let path = workspace::lexically_normal(&cwd.join(file));

@@ -71,6 +71,7 @@ fn run_command(ws: &Workspace, parsed: &Parsed, cwd: &Path) -> anyhow::Result<Ex
             let scoring = scoring(parsed)?;
             let output = grade::Output {
                 json: parsed.flag("json"),
+                json_file: parsed.value("json-file").map(Path::new),
                 junit: parsed.value("junit").map(Path::new),
                 csv: parsed.value("csv").map(Path::new),
                 scoring,

@@ -221,7 +221,18 @@ default-members = [
         self.write(".gitignore", "/target\n");
         self.write(".ci/run", "#!/bin/sh\ncargo test\n");
         self.write("book/book.toml", "[book]\ntitle = \"Fake\"\n");
-        self.write("book/src/SUMMARY.md", "# Summary\n");
+        self.write(
+            "book/src/SUMMARY.md",
+            "# Summary\n\n- [Processes](01-processes.md)\n- [Pipes](02-pipes.md)\n\
+             - [Grading](grading.md)\n",
+        );
+        self.write(
+            "book/src/grading.md",
+            "# Grading\n\nRun `cargo test` in a lab; see [Pipes](02-pipes.md#task-1-do-the-first-thing).\n\n\
+             <!-- instructor-only -->\n## For instructors\n\nRun `cargo workbook verify`; the \
+             solutions are in `solutions/`.\n<!-- /instructor-only -->\n",
+        );
+        self.write("guide/README.md", "# Instructor's guide\n");
         self.write("book/book/index.html", "built\n");
         self.write("workbook/Cargo.toml", "[package]\nname = \"workbook\"\n");
         self.write(
@@ -239,7 +250,10 @@ default-members = [
             let topic = lab.split_once('-').map(|(_, t)| t).unwrap_or(lab);
             self.write(
                 &format!("tests/{lab}.rs"),
-                &format!("//! Suite of {lab}.\n"),
+                &format!(
+                    "//! Suite of {lab}.\n\n#[test]\nfn task_1_works() {{\n    check(\"Task 1: do it\");\n}}\n\n\
+                     #[test]\nfn task_2_works() {{\n    check(\"Task 2: do it\");\n}}\n"
+                ),
             );
             self.write(
                 &format!("book/src/{lab}.md"),

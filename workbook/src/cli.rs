@@ -193,7 +193,10 @@ Check that this machine is ready for the labs
 Reports, each with ok, warn or FAIL and a fix: Linux and the kernel version;
 whether System V and POSIX IPC work; their limits (msgmnb, msgmax, msgmni,
 the semaphore limits, shmmax, shmall, shmmni); /dev/shm and /dev/mqueue;
-RLIMIT_MSGQUEUE and RLIMIT_NOFILE; a C compiler; ipcs and ipcrm; leftovers
+RLIMIT_MSGQUEUE and RLIMIT_NOFILE; what this user may do that some chapters
+lean on (its capabilities, ptrace and Yama's ptrace_scope, user namespaces,
+network namespaces, the POSIX message-queue limits, RLIMIT_MEMLOCK), probed
+where a setting alone cannot tell; a C compiler; ipcs and ipcrm; leftovers
 of earlier grading runs; the book tool.
 
 Exit status: 0 unless a check failed.

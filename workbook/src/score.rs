@@ -284,12 +284,12 @@ fn failure(lab: &Json, unit: &Json, request: &Unit) -> String {
     }
 }
 
-/// `02-pipes`, `02-pipes task 3`, `02-pipes child_counts_…`.
+/// `02-pipes`, `02-pipes: task 3`, `02-pipes: child_counts_…`.
 fn unit_name(lab: &str, unit: &Unit) -> String {
     match unit {
         Unit::Lab => lab.to_string(),
-        Unit::Task(n) => format!("{lab} task {n}"),
-        Unit::Test(name) => format!("{lab} {name}"),
+        Unit::Task(n) => format!("{lab}: task {n}"),
+        Unit::Test(name) => format!("{lab}: {name}"),
     }
 }
 
@@ -406,17 +406,17 @@ mod tests {
     fn tests_pass_and_fail_with_their_first_line() {
         let pass = verdict("02", Unit::Test("a".into()), Some(1));
         assert_eq!(pass.status, Status::Pass);
-        assert_eq!(pass.line, "02 a: passed, 1/1 point");
+        assert_eq!(pass.line, "02: a: passed, 1/1 point");
         let fail = verdict("pipes", Unit::Test("b".into()), None);
         assert_eq!(fail.status, Status::Fail);
         assert_eq!(
             fail.line,
-            "pipes b: failed, 0/1 point: b: pipes count: no EOF"
+            "pipes: b: failed, 0/1 point: b: pipes count: no EOF"
         );
         let task = verdict("02-pipes", Unit::Task(1), Some(2));
         assert_eq!(
             task.line,
-            "02-pipes task 1: failed, 1/2 points: b: pipes count: no EOF"
+            "02-pipes: task 1: failed, 1/2 points: b: pipes count: no EOF"
         );
     }
 
@@ -469,7 +469,7 @@ mod tests {
         };
         let json = classroom_result(&verdict, &request);
         assert!(
-            json.starts_with(r#"{"version":1,"status":"fail","max_score":1,"tests":[{"name":"02 b","status":"fail","score":0,"#),
+            json.starts_with(r#"{"version":1,"status":"fail","max_score":1,"tests":[{"name":"02: b","status":"fail","score":0,"#),
             "{json}"
         );
         assert!(json.contains(r#""test_code":"cargo workbook score grade.json 02 --test b""#));

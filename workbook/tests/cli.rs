@@ -543,7 +543,7 @@ fn score_reads_one_unit_from_the_json() {
         .assert()
         .success();
     let (stdout, _) = texts(output.get_output());
-    assert_eq!(stdout, "02 task_1_works: passed, 1/1 point\n");
+    assert_eq!(stdout, "02: task_1_works: passed, 1/1 point\n");
     let output = course
         .workbook()
         .args(["score", "grade.json", "pipes"])

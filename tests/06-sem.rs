@@ -6,6 +6,13 @@
 //! is `"$0"` and the key file `"$1"`; nothing from outside is spliced into
 //! the scripts. The grader removes any set left under the sandbox's key and
 //! fails the test for it.
+//!
+//! Values, semaphore numbers, counts and time limits vary from run to run
+//! (see [`Seeded`]), so that no program can pass by printing what a
+//! transcript once showed; the scripts get them in environment variables,
+//! and the tests check them, then mask them in snapshots. A moment in
+//! another process's life (a P asleep in `semop`) is awaited with `sem
+//! wait-for`, which polls `GETNCNT`/`GETZCNT`, never with a sleep.
 
 use std::time::Duration;
 
@@ -19,9 +26,10 @@ const TASK_3: &str = "Task 3: a binary semaphore as a mutex";
 const TASK_4: &str = "Task 4: survive a crash";
 const TASK_5: &str = "Task 5: initialise without a race";
 
-/// A script of a dozen short commands; a sleeping P that never wakes is the
-/// only way to exceed it.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A script of a dozen short commands, or a count of a few thousand
+/// increments, takes well under a second; a sleeping P that never wakes is
+/// the only way to exceed this.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a script that waits on a semaphore hangs.
 const STUCK: &str = "a process slept in semop and nobody woke it: check the sign of sem_op \
@@ -51,13 +59,103 @@ fn script_in(sandbox: Sandbox, section: &str, text: &str) -> Cmd {
         .why_if_timeout(STUCK)
 }
 
-// ---- masking what differs from run to run ---------------------------------
+// ---- inputs that vary, and masking what differs from run to run ------------
 
-/// `grader::assert_masked_transcript!` with this suite's identifier.
+/// Random inputs for one test, from a seed that failures show (on the
+/// command line, after `#`). `WORKBOOK_SEED=N cargo test NAME` replays a run.
+struct Seeded {
+    seed: u64,
+    state: u64,
+}
+
+impl Seeded {
+    fn new() -> Seeded {
+        let seed = std::env::var("WORKBOOK_SEED")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                (now ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
+            });
+        Seeded { seed, state: seed }
+    }
+
+    /// The next 64 random bits (splitmix64).
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number from `low` to `high`, both included.
+    fn between(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low + 1) as u64) as usize
+    }
+
+    /// `len` lowercase letters.
+    fn word(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
+            .collect()
+    }
+
+    /// Fails the test like [`Run::fail`], with the seed on the command line.
+    fn fail(&self, run: &Run, what: impl Into<String>, why: impl Into<String>) -> ! {
+        let mut failure = run.failure(what);
+        failure.why = Some(why.into());
+        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, self.seed);
+        failure.raise()
+    }
+}
+
+/// `grader::assert_masked_transcript!` with this suite's identifier, after
+/// replacing each `(value, mask)` given (values the test chose at random
+/// and has checked already) in the transcript and in its description.
 macro_rules! assert_masked_transcript {
     ($run:expr) => {
-        grader::assert_masked_transcript!($run, "semid ", "[semid]")
+        assert_masked_transcript!($run, Vec::<(String, String)>::new())
     };
+    ($run:expr, $masks:expr) => {{
+        let run: &Run = &$run;
+        let masks: Vec<(String, String)> = $masks;
+        let escaped: Vec<(String, String)> = masks
+            .iter()
+            .map(|(value, mask)| (regex_escape(value), mask.clone()))
+            .collect();
+        let filters: Vec<(&str, &str)> = escaped
+            .iter()
+            .map(|(from, to)| (from.as_str(), to.as_str()))
+            .collect();
+        let description = masks
+            .iter()
+            .fold(run.masked_description(), |text, (value, mask)| {
+                text.replace(value, mask)
+            });
+        grader::insta::with_settings!({ filters => filters }, {
+            grader::__compare_snapshot!(run, run.masked_transcript("semid ", "[semid]"), description)
+        });
+    }};
+}
+
+/// `text` as a regular expression that matches exactly it (a number only
+/// as a whole word).
+fn regex_escape(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return format!(r"\b{text}\b");
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == ' ' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
 }
 
 /// Fails unless the program reported an error on exactly one line that
@@ -75,24 +173,41 @@ fn expect_line(run: &Run, line: &str, why: &str) {
 
 #[test]
 fn p_and_v_move_the_values_down_and_up() {
+    let mut seeded = Seeded::new();
+    let a = seeded.between(100, 499);
+    let b = seeded.between(600, 999);
     let run = script(
         TASK_1,
         r#"
-"$0" create "$1" 2 0
+"$0" create "$1" "$A" "$B" 0
 "$0" p "$1" 0 && "$0" p "$1" 0 && "$0" values "$1"
 "$0" v "$1" 1 && "$0" v "$1" 1 && "$0" values "$1"
-"$0" p "$1" 0 --nowait; echo "p --nowait on 0: exit status $?"
+"$0" p "$1" 2 --nowait; echo "p --nowait on 2: exit status $?"
+"$0" values "$1"
 "$0" remove "$1"
 "#,
     )
+    .env("A", a.to_string())
+    .env("B", b.to_string())
     .run();
     run.expect_success();
-    expect_line(
-        &run,
-        "0 2",
-        "two P on semaphore 0 (value 2) and two V on semaphore 1 must leave 0 and 2: \
-         P is sem_op -1, V is sem_op +1, both on sem_num NUM",
-    );
+    for (line, what, why) in [
+        (
+            format!("{} {b} 0", a - 2),
+            "after two P on semaphore 0, the values were not A-2, B, 0 (A B 0 at the start)",
+            "two P on semaphore 0 must take 2 from it and leave the others alone: P is \
+             sem_op -1 on sem_num NUM",
+        ),
+        (
+            format!("{} {} 0", a - 2, b + 2),
+            "after two V on semaphore 1, the values were not A-2, B+2, 0",
+            "two V on semaphore 1 must add 2 to it: V is sem_op +1 on sem_num NUM",
+        ),
+    ] {
+        if !run.stdout.lines().any(|l| l == line) {
+            seeded.fail(&run, what, why);
+        }
+    }
     if !run.stderr.contains("would block") {
         run.fail(
             "a P with --nowait on a semaphore whose value is 0 did not report \"would block\"",
@@ -100,7 +215,15 @@ fn p_and_v_move_the_values_down_and_up() {
              that is not an error but the answer \"not now\", so try_p returns Ok(false)",
         );
     }
-    assert_masked_transcript!(run);
+    assert_masked_transcript!(
+        run,
+        vec![
+            (a.to_string(), "[A]".to_string()),
+            ((a - 2).to_string(), "[A-2]".to_string()),
+            (b.to_string(), "[B]".to_string()),
+            ((b + 2).to_string(), "[B+2]".to_string()),
+        ]
+    );
 }
 
 #[test]
@@ -110,7 +233,7 @@ fn p_sleeps_until_another_process_does_v() {
         r#"
 "$0" create "$1" 0
 "$0" p "$1" 0 & taker=$!
-"$0" wait-for "$1" 0 --ncnt 1 --wait-ms 2000 && echo "the taker sleeps in semop (semncnt 1)"
+"$0" wait-for "$1" 0 --ncnt 1 --watch $taker && echo "the taker sleeps in semop (semncnt 1)"
 "$0" v "$1" 0
 wait $taker; echo "taker: exit status $?"
 "$0" values "$1"
@@ -125,6 +248,11 @@ wait $taker; echo "taker: exit status $?"
         "a P on a semaphore whose value is 0 must sleep in semop until someone does a V \
          (sem_flg without IPC_NOWAIT)",
     );
+    expect_line(
+        &run,
+        "taker: exit status 0",
+        "the sleeping P must complete once the V comes: semop returns 0 then",
+    );
     assert_masked_transcript!(run);
 }
 
@@ -135,7 +263,7 @@ fn zero_sleeps_until_the_value_is_zero() {
         r#"
 "$0" create "$1" 2
 "$0" zero "$1" 0 & waiter=$!
-"$0" wait-for "$1" 0 --zcnt 1 --wait-ms 2000 && echo "the waiter sleeps in semop (semzcnt 1)"
+"$0" wait-for "$1" 0 --zcnt 1 --watch $waiter && echo "the waiter sleeps in semop (semzcnt 1)"
 "$0" p "$1" 0 && "$0" p "$1" 0
 wait $waiter; echo "waiter: exit status $?"
 "$0" remove "$1"
@@ -147,6 +275,11 @@ wait $waiter; echo "waiter: exit status $?"
         &run,
         "the waiter sleeps in semop (semzcnt 1)",
         "sem_op 0 waits until the value is 0: it must sleep while the value is 2",
+    );
+    expect_line(
+        &run,
+        "waiter: exit status 0",
+        "the wait for zero must end once the value is 0: semop returns 0 then",
     );
     assert_masked_transcript!(run);
 }
@@ -176,24 +309,34 @@ fn v_with_sem_undo_is_undone_when_the_process_exits() {
 
 #[test]
 fn p_reports_a_semaphore_the_set_does_not_have() {
+    let mut seeded = Seeded::new();
+    let num = seeded.between(10, 99);
     let run = script(
         TASK_1,
         r#"
 "$0" create "$1" 1
-"$0" p "$1" 3; echo "p on 3: exit status $?"
+"$0" p "$1" "$NUM"; echo "p on NUM: exit status $?"
 "$0" remove "$1"
 "#,
     )
+    .env("NUM", num.to_string())
     .run();
     run.expect_success();
     if !run.stderr.contains("EFBIG") || !run.stderr.starts_with("sem: ") {
         run.fail(
-            "a P on semaphore 3 of a set of 1 was not reported as EFBIG",
+            "a P on a semaphore beyond the set's end was not reported as EFBIG",
             "semop fails with EFBIG when sem_num is not below nsems: return the error \
              with context, do not retry or ignore it",
         );
     }
-    assert_masked_transcript!(run);
+    if !run.stderr.contains(&format!("P on semaphore {num}")) {
+        seeded.fail(
+            &run,
+            "the error did not name the semaphore",
+            "give the error the context `P on semaphore NUM`, with the number asked for",
+        );
+    }
+    assert_masked_transcript!(run, vec![(num.to_string(), "[NUM]".to_string())]);
 }
 
 // ---- TODO 2: semctl's view --------------------------------------------------
@@ -207,7 +350,7 @@ fn show_reports_values_waiters_and_the_last_process() {
 "$0" show "$1"
 "$0" p "$1" 1 & taker=$!; echo "taker: pid $taker"
 "$0" zero "$1" 2 & zero_waiter=$!; echo "zero waiter: pid $zero_waiter"
-"$0" wait-for "$1" 1 --ncnt 1 && "$0" wait-for "$1" 2 --zcnt 1
+"$0" wait-for "$1" 1 --ncnt 1 --watch $taker && "$0" wait-for "$1" 2 --zcnt 1 --watch $zero_waiter
 "$0" show "$1"
 "$0" v "$1" 1 && "$0" p "$1" 2 && "$0" p "$1" 2
 wait
@@ -233,8 +376,36 @@ fn table_rows<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Where two tables of [`table_rows`] differ, one line per semaphore.
+fn table_differences(ours: &[Vec<String>], theirs: &[Vec<String>]) -> Vec<String> {
+    const COLUMNS: [&str; 5] = ["semnum", "semval", "semncnt", "semzcnt", "sempid"];
+    if ours.len() != theirs.len() {
+        return vec![format!(
+            "sem show has {} rows, ipcs {}",
+            ours.len(),
+            theirs.len()
+        )];
+    }
+    ours.iter()
+        .zip(theirs)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(num, (a, b))| {
+            let differences: Vec<String> = COLUMNS
+                .iter()
+                .zip(a.iter().zip(b))
+                .filter(|(_, (x, y))| x != y)
+                .map(|(column, (x, y))| format!("{column} {x} (ipcs: {y})"))
+                .collect();
+            format!("semaphore {num}: {}", differences.join(", "))
+        })
+        .collect()
+}
+
 #[test]
 fn show_agrees_with_ipcs() {
+    let mut seeded = Seeded::new();
+    let values: Vec<String> = (0..5).map(|_| seeded.between(2, 50).to_string()).collect();
     let sandbox = Sandbox::new();
     // The key the program must make: ftok(key file, 'S'), the lab's PROJ_ID.
     let key = format!("{:#010x}", sandbox.key(b'S') as u32);
@@ -242,21 +413,21 @@ fn show_agrees_with_ipcs() {
         sandbox,
         TASK_2,
         r#"
-"$0" create "$1" 3 1 4 1 5 >/dev/null
+"$0" create "$1" $VALUES >/dev/null
 "$0" p "$1" 0 && "$0" v "$1" 1 && "$0" p "$1" 4
-"$0" p "$1" 1 & "$0" p "$1" 1 & "$0" p "$1" 1 &
-"$0" wait-for "$1" 1 --ncnt 1
+"$0" zero "$1" 3 & "$0" zero "$1" 3 & "$0" zero "$1" 3 & waiter=$!
+"$0" wait-for "$1" 3 --zcnt 3 --watch $waiter
 echo "--- sem show"
 "$0" show "$1"
 echo "--- ipcs -s -i"
 semid=$(ipcs -s | awk -v key="$SEM_KEY" '$1 == key { print $2 }')
 ipcs -s -i "$semid"
-"$0" v "$1" 1
-wait
 "$0" remove "$1"
+wait
 "#,
     )
     .env("SEM_KEY", key)
+    .env("VALUES", values.join(" "))
     .run();
     run.expect_success();
     let (ours, theirs) = run
@@ -266,29 +437,33 @@ wait
     let (ours, theirs) = (table_rows(ours.lines()), table_rows(theirs.lines()));
     if ours.len() != 5 || ours != theirs {
         let mut failure = run.failure("`sem show` and `ipcs -s -i` disagree");
-        failure.details.push(format!("sem show: {ours:?}"));
-        failure.details.push(format!("ipcs:     {theirs:?}"));
+        failure.details = table_differences(&ours, &theirs);
         failure.why = Some(
             "each row is semnum, GETVAL (or GETALL), GETNCNT, GETZCNT, GETPID for that \
              semaphore: ask semctl with the right command and the right semnum"
                 .into(),
         );
+        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, seeded.seed);
         failure.raise();
     }
 }
 
 #[test]
 fn show_reports_a_missing_key_file() {
-    let run = lab()
-        .cmd(["show", "no-such-key-file"])
-        .section(TASK_2)
-        .run();
+    let name = format!("missing-{}.key", Seeded::new().word(6));
+    let run = lab().cmd(["show", &name]).section(TASK_2).run();
     expect_error(
         &run,
         "ENOENT",
         "ftok needs an existing file: return its error (ENOENT) with context, e.g. \
          `ftok FILE: ENOENT: No such file or directory`",
     );
+    if !run.stderr.contains(&name) {
+        run.fail(
+            "the error did not name the missing key file",
+            "give the ftok error a context that names the key file: `ftok FILE`",
+        );
+    }
 }
 
 #[test]
@@ -305,6 +480,13 @@ fn show_reports_a_key_without_a_set() {
         "semget(key, 0, 0) fails with ENOENT when no set has this key: report it, and \
          never create a set just to look at it",
     );
+    if !run.stderr.contains("[SANDBOX]/ipc-key-") {
+        run.fail(
+            "the error did not name the key file",
+            "give the semget error a context that names the key file: `no semaphore set \
+             for FILE`",
+        );
+    }
 }
 
 /// Root passes every System V permission check (CAP_IPC_OWNER); the
@@ -320,6 +502,9 @@ fn show_reports_permission_denied() {
         "{WITHOUT_IPC_OWNER}{}",
         r#""$0" create "$1" 1 --mode 200
 $as_reader "$0" show "$1"; echo "show: exit status $?"
+"$0" remove "$1"
+"$0" create "$1" 1
+$as_reader "$0" show "$1" | grep '^semid'
 "$0" remove "$1"
 "#
     );
@@ -344,6 +529,13 @@ $as_reader "$0" show "$1"; echo "show: exit status $?"
             "return semctl's error with context instead of replacing it",
         );
     }
+    if !run.stdout.contains("1 semaphore(s), mode 600") {
+        run.fail(
+            "show refused a set with mode 600, which its owner may read",
+            "only a mode without read permission is refused: call semctl(IPC_STAT) and \
+             report what it says",
+        );
+    }
     assert_masked_transcript!(run);
 }
 
@@ -358,9 +550,15 @@ fn counts(run: &Run) -> Option<(u64, u64)> {
     Some((total.parse().ok()?, expected.parse().ok()?))
 }
 
-/// `sem count KEY_FILE COUNTER --procs 4 --times 1000 EXTRA…` in a fresh
-/// sandbox: four workers adding 1 a thousand times each.
-fn count(extra: &[&str]) -> Cmd {
+/// The counter `count` left in its file, read by the test.
+fn counter_in_file(run: &Run) -> Option<u64> {
+    let bytes = std::fs::read(run.sandbox.path("counter")).ok()?;
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// `sem count KEY_FILE COUNTER --procs 4 --times TIMES EXTRA…` in a fresh
+/// sandbox: four workers adding 1 TIMES times each.
+fn count(times: usize, extra: &[&str]) -> Cmd {
     let sandbox = Sandbox::new();
     let key_file = sandbox.key_file().to_path_buf();
     let counter = sandbox.path("counter");
@@ -369,18 +567,22 @@ fn count(extra: &[&str]) -> Cmd {
         key_file.into_os_string(),
         counter.into_os_string(),
     ];
+    let times = times.to_string();
     args.extend(
-        ["--procs", "4", "--times", "1000"]
+        ["--procs", "4", "--times", times.as_str()]
             .iter()
             .chain(extra)
             .map(Into::into),
     );
-    lab().cmd_in(sandbox, args)
+    lab().cmd_in(sandbox, args).timeout(SCRIPT_TIMEOUT)
 }
 
 #[test]
 fn mutex_keeps_every_increment() {
-    let run = count(&[])
+    let mut seeded = Seeded::new();
+    let times = seeded.between(500, 999);
+    let total = 4 * times as u64;
+    let run = count(times, &[])
         .section(TASK_3)
         .why_if_timeout(
             "the workers deadlocked: every P needs its V, on the same semaphore, even \
@@ -388,33 +590,54 @@ fn mutex_keeps_every_increment() {
         )
         .run();
     run.expect_success();
-    if let Some((total, expected)) = counts(&run)
-        && total != expected
+    if let Some((printed, _)) = counts(&run)
+        && printed != total
     {
-        run.fail(
-            format!(
-                "{} increments were lost with the lock",
-                expected - total.min(expected)
-            ),
+        seeded.fail(
+            &run,
+            "the counter ended below 4 x TIMES: increments were lost with the lock",
             "read, yield and write must all happen between P and V, and the lock's \
              value must start at 1 (one process at a time)",
         );
     }
-    assert_masked_transcript!(run);
+    if counter_in_file(&run) != Some(total) {
+        seeded.fail(
+            &run,
+            format!(
+                "the counter file holds {:?}, not the {total} increments made",
+                counter_in_file(&run)
+            ),
+            "every worker adds 1 to the u64 (little-endian) at offset 0 of the file, and \
+             count returns what the file holds once all of them have been reaped",
+        );
+    }
+    assert_masked_transcript!(
+        run,
+        vec![
+            (times.to_string(), "[TIMES]".to_string()),
+            (total.to_string(), "[4 x TIMES]".to_string()),
+        ]
+    );
 }
 
 #[test]
 fn counter_without_the_lock_runs_every_worker() {
     // Without the lock the total depends on the scheduler: a lower total
     // is the expected outcome, but never certain. Grade what is certain.
-    let run = count(&["--no-lock"]).section(TASK_3).run();
+    let mut seeded = Seeded::new();
+    let times = seeded.between(500, 999);
+    let total = 4 * times as u64;
+    let run = count(times, &["--no-lock"]).section(TASK_3).run();
     run.expect_success();
-    match counts(&run) {
-        Some((total, 4000)) if (1..=4000).contains(&total) => {
-            println!("without the lock: counter = {total} of 4000");
+    match (counts(&run), counter_in_file(&run)) {
+        (Some((printed, expected)), Some(in_file))
+            if expected == total && printed == in_file && (1..=total).contains(&printed) =>
+        {
+            println!("without the lock: counter = {printed} of {total}");
         }
-        _ => run.fail(
-            "did not report a counter between 1 and 4000, expected 4000",
+        _ => seeded.fail(
+            &run,
+            format!("did not report the counter its file holds, between 1 and {total}"),
             "fork every worker, wait for all of them, then read the counter",
         ),
     }
@@ -422,15 +645,19 @@ fn counter_without_the_lock_runs_every_worker() {
 
 #[test]
 fn count_refuses_a_key_that_already_has_a_set() {
+    let mut seeded = Seeded::new();
+    let value = seeded.between(100, 999);
     let run = script(
         TASK_3,
         r#"
-"$0" create "$1" 7
+"$0" create "$1" "$VALUE"
 "$0" count "$1" counter --procs 2 --times 10; echo "count: exit status $?"
 "$0" values "$1"
 "$0" remove "$1"
+"$0" count "$1" counter --procs 2 --times 10
 "#,
     )
+    .env("VALUE", value.to_string())
     .run();
     run.expect_success();
     if !run.stderr.contains("EEXIST") {
@@ -440,19 +667,27 @@ fn count_refuses_a_key_that_already_has_a_set() {
              a lock would change its values",
         );
     }
+    if !run.stdout.lines().any(|line| line == value.to_string()) {
+        seeded.fail(
+            &run,
+            "the existing set's value changed",
+            "the existing set must be left alone: do not SETVAL or remove a set you did \
+             not create",
+        );
+    }
     expect_line(
         &run,
-        "7",
-        "the existing set must be left alone: do not SETVAL or remove a set you did not create",
+        "2 processes x 10 increments with the lock: counter = 20 (expected 20)",
+        "once the key is free again, count must create its lock and count",
     );
-    assert_masked_transcript!(run);
+    assert_masked_transcript!(run, vec![(value.to_string(), "[VALUE]".to_string())]);
 }
 
 // ---- TODO 4: SEM_UNDO and a bounded wait ------------------------------------
 
 /// A holder takes semaphore 0 and announces it through the FIFO `holding`;
-/// the script kills it with SIGKILL, then another process tries to enter.
-/// `HOLD_FLAGS` is `--undo` or nothing.
+/// the script kills it with SIGKILL, then another process tries to enter
+/// for `$WAIT` ms. `HOLD_FLAGS` is `--undo` or nothing.
 const CRASH: &str = r#"
 "$0" create "$1" 1
 mkfifo holding
@@ -460,13 +695,21 @@ mkfifo holding
 read line < holding && echo "holder says: $line"
 kill -KILL $holder; wait $holder 2>/dev/null; echo "holder: wait status $? (SIGKILL)"
 "$0" values "$1"
-"$0" enter "$1" --wait-ms 300
+"$0" enter "$1" --wait-ms "$WAIT"
 "$0" remove "$1"
 "#;
 
 #[test]
 fn sem_undo_gives_a_killed_holders_unit_back() {
-    let run = script(TASK_4, &CRASH.replace("HOLD_FLAGS", "--undo")).run();
+    let wait = Seeded::new().between(100, 300);
+    let run = script(TASK_4, &CRASH.replace("HOLD_FLAGS", "--undo"))
+        .env("WAIT", wait.to_string())
+        .why_if_timeout(
+            "hold never said it held semaphore 0 (its p slept), or enter never gave up: \
+             p must take a free semaphore at once, and p_timeout sleeps in semtimedop \
+             only until its limit",
+        )
+        .run();
     run.expect_success();
     expect_line(
         &run,
@@ -490,15 +733,30 @@ fn sem_undo_gives_a_killed_holders_unit_back() {
 
 #[test]
 fn without_sem_undo_a_killed_holder_blocks_everyone() {
-    let run = script(TASK_4, &CRASH.replace(" HOLD_FLAGS", "")).run();
+    let mut seeded = Seeded::new();
+    let wait = seeded.between(50, 99);
+    let run = script(TASK_4, &CRASH.replace(" HOLD_FLAGS", ""))
+        .env("WAIT", wait.to_string())
+        .why_if_timeout(
+            "enter never gave up: nothing will give the killed holder's unit back, so \
+             p_timeout must sleep in semtimedop (SemSet::op_timeout) with the time limit \
+             and return Ok(false) on EAGAIN, never in a plain semop",
+        )
+        .run();
     run.expect_success();
-    expect_line(
-        &run,
-        "still blocked after 300 ms",
-        "the holder took the unit without SEM_UNDO and died: nothing gives it back, \
-         so p_timeout must give up with EAGAIN after its limit and return Ok(false)",
-    );
-    assert_masked_transcript!(run);
+    if !run
+        .stdout
+        .lines()
+        .any(|line| line == format!("still blocked after {wait} ms"))
+    {
+        seeded.fail(
+            &run,
+            "enter did not give up at its time limit",
+            "the holder took the unit without SEM_UNDO and died: nothing gives it back, \
+             so p_timeout must give up with EAGAIN after its limit and return Ok(false)",
+        );
+    }
+    assert_masked_transcript!(run, vec![(wait.to_string(), "[WAIT]".to_string())]);
 }
 
 #[test]
@@ -506,12 +764,12 @@ fn enter_waits_for_a_holder_that_gives_back() {
     let run = script(
         TASK_4,
         r#"
-"$0" create "$1" 1
-mkfifo holding
-"$0" hold "$1" --undo --for-ms 200 > holding & holder=$!
-read line < holding && echo "holder says: $line"
-"$0" enter "$1" --wait-ms 3000
-wait $holder; echo "holder: exit status $?"
+"$0" create "$1" 0
+"$0" enter "$1" --wait-ms 5000 & enterer=$!
+"$0" wait-for "$1" 0 --ncnt 1 --watch $enterer && echo "the enterer waits in semtimedop (semncnt 1)"
+"$0" v "$1" 0
+wait $enterer; echo "enterer: pid $enterer"
+"$0" show "$1" | tail -n 1
 "$0" remove "$1"
 "#,
     )
@@ -519,9 +777,15 @@ wait $holder; echo "holder: exit status $?"
     run.expect_success();
     expect_line(
         &run,
+        "the enterer waits in semtimedop (semncnt 1)",
+        "p_timeout must sleep in semtimedop while the value is 0, not give up at once \
+         nor poll",
+    );
+    expect_line(
+        &run,
         "entered: took semaphore 0 and gave it back",
-        "semtimedop sleeps up to its timeout: a holder that gives back after 200 ms \
-         must let a P with a 3000 ms limit in (EAGAIN only when the time is up)",
+        "semtimedop sleeps up to its timeout: the V that comes meanwhile must let the \
+         waiting P in (EAGAIN only when the time is up)",
     );
     assert_masked_transcript!(run);
 }
@@ -530,16 +794,19 @@ wait $holder; echo "holder: exit status $?"
 
 #[test]
 fn ready_waits_until_the_creator_has_initialised() {
+    let mut seeded = Seeded::new();
+    let value = seeded.between(100, 999);
     let run = script(
         TASK_5,
         r#"
-"$0" init "$1" 1 --delay-ms 300 > creator.out & creator=$!
-i=0; until "$0" values "$1" >/dev/null 2>&1 || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.01; done
-"$0" ready "$1" --wait-ms 5000
+"$0" init "$1" "$VALUE" --delay-ms 50 > creator.out & creator=$!
+until "$0" values "$1" >/dev/null 2>&1 || ! kill -0 $creator 2>/dev/null; do sleep 0.01; done
+"$0" ready "$1" --wait-ms 2000
 wait $creator; echo "creator: exit status $?"; cat creator.out
 "$0" remove "$1"
 "#,
     )
+    .env("VALUE", value.to_string())
     .run();
     run.expect_success();
     if run.stdout.contains("ready: 0") {
@@ -556,47 +823,74 @@ wait $creator; echo "creator: exit status $?"; cat creator.out
              semop that changes nothing ([+1, -1] on semaphore 0)",
         );
     }
-    expect_line(
-        &run,
-        "ready: 1",
-        "ready must print the values the creator set",
-    );
-    assert_masked_transcript!(run);
+    if !run
+        .stdout
+        .lines()
+        .any(|line| line == format!("ready: {value}"))
+    {
+        seeded.fail(
+            &run,
+            "ready did not print the value the creator set",
+            "create_ready sets the values with SETALL before it publishes the set; \
+             open_ready returns the set once published, and ready prints GETALL",
+        );
+    }
+    assert_masked_transcript!(run, vec![(value.to_string(), "[VALUE]".to_string())]);
 }
 
 #[test]
 fn ready_gives_up_on_a_set_nobody_initialised() {
+    let mut seeded = Seeded::new();
+    let wait = seeded.between(50, 99);
     let run = script(
         TASK_5,
         r#"
 "$0" create "$1" 1
-"$0" ready "$1" --wait-ms 150; echo "ready: exit status $?"
+"$0" ready "$1" --wait-ms "$WAIT"; echo "ready: exit status $?"
 "$0" remove "$1"
 "#,
     )
+    .env("WAIT", wait.to_string())
     .run();
     run.expect_success();
-    if !run.stderr.contains("not initialised after 150 ms") {
+    if run.stdout.contains("ready: 1") {
         run.fail(
+            "ready used a set whose sem_otime is 0: nobody has published it",
+            "semget succeeds as soon as the set exists: wait until IPC_STAT shows \
+             sem_otime != 0 before using it",
+        );
+    }
+    if !run
+        .stderr
+        .contains(&format!("not initialised after {wait} ms"))
+    {
+        seeded.fail(
+            &run,
             "ready did not give up on a set whose sem_otime stays 0",
             "poll IPC_STAT until sem_otime != 0, but only until the limit; then fail \
              with `not initialised after N ms`",
         );
     }
-    assert_masked_transcript!(run);
+    assert_masked_transcript!(run, vec![(wait.to_string(), "[WAIT]".to_string())]);
 }
 
 #[test]
 fn init_leaves_an_existing_set_alone() {
+    let mut seeded = Seeded::new();
+    let (a, b) = (seeded.between(100, 499), seeded.between(500, 999));
     let run = script(
         TASK_5,
         r#"
-"$0" create "$1" 5 5
+"$0" create "$1" "$A" "$B"
 "$0" init "$1" 1 1; echo "init: exit status $?"
 "$0" values "$1"
 "$0" remove "$1"
+"$0" init "$1" "$B" "$A" && "$0" ready "$1" --wait-ms 1000
+"$0" remove "$1"
 "#,
     )
+    .env("A", a.to_string())
+    .env("B", b.to_string())
     .run();
     run.expect_success();
     if !run.stderr.contains("EEXIST") {
@@ -606,10 +900,29 @@ fn init_leaves_an_existing_set_alone() {
              initialise it",
         );
     }
-    expect_line(
-        &run,
-        "5 5",
-        "a failed init must not change (or remove) the set someone else made",
+    if !run.stdout.lines().any(|line| line == format!("{a} {b}")) {
+        seeded.fail(
+            &run,
+            "the existing set's values changed",
+            "a failed init must not change (or remove) the set someone else made",
+        );
+    }
+    if !run
+        .stdout
+        .lines()
+        .any(|line| line == format!("ready: {b} {a}"))
+    {
+        seeded.fail(
+            &run,
+            "once the key was free, init did not make a ready set with its values",
+            "create_ready: IPC_EXCL, SETALL with the values, then a no-op semop",
+        );
+    }
+    assert_masked_transcript!(
+        run,
+        vec![
+            (a.to_string(), "[A]".to_string()),
+            (b.to_string(), "[B]".to_string()),
+        ]
     );
-    assert_masked_transcript!(run);
 }

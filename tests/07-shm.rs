@@ -7,12 +7,20 @@
 //! scripts. The grader removes any segment or semaphore set left under the
 //! sandbox's key and fails the test for it; the test of the `IPC_PRIVATE`
 //! segment finds that one by its creator's pid.
+//!
+//! Texts, sizes and file contents vary from run to run (see [`Seeded`]), so
+//! that no program can pass by printing what a transcript once showed: the
+//! tests check them against what they gave, then mask them in snapshots.
+//! A moment in another process's life (a reader blocked on a full FIFO) is
+//! awaited through `/proc/PID/syscall`, never guessed with a sleep.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::time::Duration;
+use std::os::unix::ffi::OsStrExt;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use grader::{Cmd, Lab, Run, Sandbox};
+use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox};
 
 const CHAPTER: &str = "07-shm.md";
 
@@ -22,8 +30,9 @@ const TASK_3: &str = "Task 3: a read-only attachment";
 const TASK_4: &str = "Task 4: the writer and the reader";
 const TASK_5: &str = "Task 5: copy a file through one segment";
 
-/// A script of a dozen short commands, or one copy through a small segment.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// A script of a dozen short commands, or one copy through a small segment,
+/// takes well under a second; only a transfer stuck for good exceeds this.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a transfer hangs.
 const STUCK: &str = "the writer and the reader both wait: the writer must P(EMPTY) before \
@@ -62,13 +71,119 @@ fn with_key_file(section: &str, command: &str, rest: &[&str]) -> Cmd {
         .timeout(TIMEOUT)
 }
 
-// ---- masking what differs from run to run ---------------------------------
+// ---- inputs that vary, and masking what differs from run to run ------------
 
-/// `grader::assert_masked_transcript!` with this suite's identifier.
+/// Random inputs for one test, from a seed that failures show (on the
+/// command line, after `#`). `WORKBOOK_SEED=N cargo test NAME` replays a run.
+struct Seeded {
+    seed: u64,
+    state: u64,
+}
+
+impl Seeded {
+    fn new() -> Seeded {
+        let seed = std::env::var("WORKBOOK_SEED")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                (now ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
+            });
+        Seeded { seed, state: seed }
+    }
+
+    /// The next 64 random bits (splitmix64).
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number from `low` to `high`, both included.
+    fn between(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low + 1) as u64) as usize
+    }
+
+    /// `len` lowercase letters.
+    fn word(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
+            .collect()
+    }
+
+    /// A few words, as a short sentence.
+    fn text(&mut self) -> String {
+        let words: Vec<String> = (0..3)
+            .map(|_| {
+                let len = self.between(3, 8);
+                self.word(len)
+            })
+            .collect();
+        words.join(" ")
+    }
+
+    /// `len` bytes in which every byte value may appear.
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    /// Fails the test like [`Run::fail`], with the seed on the command line.
+    fn fail(&self, run: &Run, what: impl Into<String>, why: impl Into<String>) -> ! {
+        let mut failure = run.failure(what);
+        failure.why = Some(why.into());
+        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, self.seed);
+        failure.raise()
+    }
+}
+
+/// `grader::assert_masked_transcript!` with this suite's identifier, after
+/// replacing each `(value, mask)` given (values the test chose at random
+/// and has checked already) in the transcript and in its description.
 macro_rules! assert_masked_transcript {
     ($run:expr) => {
-        grader::assert_masked_transcript!($run, "shmid ", "[shmid]")
+        assert_masked_transcript!($run, Vec::<(String, String)>::new())
     };
+    ($run:expr, $masks:expr) => {{
+        let run: &Run = &$run;
+        let masks: Vec<(String, String)> = $masks;
+        let escaped: Vec<(String, String)> = masks
+            .iter()
+            .map(|(value, mask)| (regex_escape(value), mask.clone()))
+            .collect();
+        let filters: Vec<(&str, &str)> = escaped
+            .iter()
+            .map(|(from, to)| (from.as_str(), to.as_str()))
+            .collect();
+        let description = masks
+            .iter()
+            .fold(run.masked_description(), |text, (value, mask)| {
+                text.replace(value, mask)
+            });
+        grader::insta::with_settings!({ filters => filters }, {
+            grader::__compare_snapshot!(run, run.masked_transcript("shmid ", "[shmid]"), description)
+        });
+    }};
+}
+
+/// `text` as a regular expression that matches exactly it (a number only
+/// as a whole word).
+fn regex_escape(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return format!(r"\b{text}\b");
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == ' ' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
 }
 
 /// Fails unless the program reported an error on exactly one line that
@@ -86,27 +201,33 @@ fn expect_line(run: &Run, line: &str, why: &str) {
 
 #[test]
 fn info_follows_a_segment_through_creation_and_use() {
+    let mut seeded = Seeded::new();
+    let text = seeded.text();
     let run = script(
         TASK_1,
         r#"
 "$0" create "$1" 4096 & creator=$!; wait $creator; echo "creator: pid $creator"
 "$0" info "$1"
-"$0" write "$1" "kept by the kernel" & writer=$!; wait $writer; echo "writer: pid $writer"
+"$0" write "$1" "$TEXT" & writer=$!; wait $writer; echo "writer: pid $writer"
 "$0" info "$1"
 "$0" read "$1" & reader=$!; wait $reader; echo "reader: pid $reader"
 "$0" info "$1"
 "$0" remove "$1"
 "#,
     )
+    .env("TEXT", &text)
     .run();
     run.expect_success();
-    expect_line(
-        &run,
-        "kept by the kernel",
-        "the segment keeps its bytes with nobody attached: `read` must find what `write` \
-         left there (create makes it, IPC_RMID is the only thing that destroys it)",
-    );
-    assert_masked_transcript!(run);
+    if !run.stdout.lines().any(|line| line == text) {
+        seeded.fail(
+            &run,
+            "`read` did not print the text `write` had left in the segment",
+            "the segment keeps its bytes with nobody attached: `read` must find what \
+             `write` left there (create makes it, IPC_RMID is the only thing that \
+             destroys it)",
+        );
+    }
+    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
 }
 
 /// `key=value` pairs from `ipcs -m -i`, and `shm_name: value` lines from
@@ -120,6 +241,8 @@ fn ipcs_fields(text: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn info_agrees_with_ipcs() {
+    let mut seeded = Seeded::new();
+    let size = seeded.between(1, 100_000).to_string();
     let sandbox = Sandbox::new();
     // The key the program must make: ftok(key file, 'M'), the lab's PROJ_ID.
     let key = format!("{:#010x}", sandbox.key(b'M') as u32);
@@ -127,7 +250,7 @@ fn info_agrees_with_ipcs() {
         sandbox,
         TASK_1,
         r#"
-"$0" create "$1" 5000 >/dev/null && "$0" write "$1" "hello"
+"$0" create "$1" "$SIZE" >/dev/null && "$0" write "$1" "hello"
 "$0" info "$1"
 echo "--- ipcs -m -i"
 shmid=$(ipcs -m | awk -v key="$SHM_KEY" '$1 == key { print $2 }')
@@ -136,6 +259,7 @@ ipcs -m -i "$shmid"
 "#,
     )
     .env("SHM_KEY", key)
+    .env("SIZE", &size)
     .run();
     run.expect_success();
     let (ours, theirs) = run
@@ -148,14 +272,24 @@ ipcs -m -i "$shmid"
             .find_map(|line| line.strip_prefix(name))
             .map(|value| value.split_whitespace().next().unwrap_or("").to_string())
     };
-    let size = ours
+    let printed_size = ours
         .lines()
         .next()
         .and_then(|line| line.split(": ").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_string);
+    if theirs.get("bytes") != Some(&size) {
+        seeded.fail(
+            &run,
+            format!(
+                "ipcs shows a segment of {:?} bytes, not {size}",
+                theirs.get("bytes")
+            ),
+            "create must pass the size on to shmget unchanged",
+        );
+    }
     let pairs = [
-        ("bytes", size),
+        ("bytes", printed_size),
         ("nattch", field("shm_nattch: ")),
         ("cpid", field("shm_cpid: ")),
         ("lpid", field("shm_lpid: ")),
@@ -180,15 +314,19 @@ ipcs -m -i "$shmid"
 
 #[test]
 fn info_reports_a_missing_key_file() {
-    let run = lab()
-        .cmd(["info", "no-such-key-file"])
-        .section(TASK_1)
-        .run();
+    let name = format!("missing-{}.key", Seeded::new().word(6));
+    let run = lab().cmd(["info", &name]).section(TASK_1).run();
     expect_error(
         &run,
         "ENOENT",
         "ftok needs an existing file: return its error (ENOENT) with context",
     );
+    if !run.stderr.contains(&name) {
+        run.fail(
+            "the error did not name the missing key file",
+            "give the ftok error a context that names the key file: `ftok FILE`",
+        );
+    }
 }
 
 #[test]
@@ -200,20 +338,29 @@ fn info_reports_a_key_without_a_segment() {
         "shmget(key, size, 0) fails with ENOENT when no segment has this key: report \
          it, and never create a segment just to look at it",
     );
+    if !run.stderr.contains("[SANDBOX]/ipc-key-") {
+        run.fail(
+            "the error did not name the key file",
+            "give the shmget error a context that names the key file: `no segment for FILE`",
+        );
+    }
 }
 
 #[test]
 fn create_refuses_a_key_that_has_a_segment() {
+    let mut seeded = Seeded::new();
+    let text = seeded.text();
     let run = script(
         TASK_1,
         r#"
 "$0" create "$1" 4096
-"$0" write "$1" "first"
+"$0" write "$1" "$TEXT"
 "$0" create "$1" 100; echo "create: exit status $?"
 "$0" read "$1"
 "$0" remove "$1"
 "#,
     )
+    .env("TEXT", &text)
     .run();
     run.expect_success();
     if !run.stderr.contains("EEXIST") {
@@ -223,8 +370,48 @@ fn create_refuses_a_key_that_has_a_segment() {
              quietly opens the segment that is already there",
         );
     }
-    expect_line(&run, "first", "the existing segment must be left alone");
-    assert_masked_transcript!(run);
+    if !run.stdout.lines().any(|line| line == text) {
+        seeded.fail(
+            &run,
+            "the existing segment lost the text written into it",
+            "the existing segment must be left alone",
+        );
+    }
+    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
+}
+
+/// `shm create` of `size` bytes then `shm info`, in `sandbox`: fails the
+/// test unless the segment is made, with that size (a control for the
+/// tests of sizes shmget refuses).
+fn expect_created(sandbox: Sandbox, seeded: &Seeded, size: usize) {
+    let key_file = sandbox.key_file().as_os_str().to_owned();
+    let created = lab()
+        .cmd_in(
+            sandbox,
+            ["create".into(), key_file.clone(), size.to_string().into()],
+        )
+        .section(TASK_1)
+        .keep_sysv_objects()
+        .run();
+    created.expect_success();
+    let info = lab()
+        .cmd_in(created.sandbox, ["info".into(), key_file.clone()])
+        .section(TASK_1)
+        .keep_sysv_objects()
+        .run();
+    info.expect_success();
+    if !info.stdout.contains(&format!(": {size} bytes,")) {
+        seeded.fail(
+            &info,
+            format!("a segment of {size} bytes was not created as asked"),
+            "pass the size on to shmget unchanged",
+        );
+    }
+    lab()
+        .cmd_in(info.sandbox, ["remove".into(), key_file])
+        .section(TASK_1)
+        .run()
+        .expect_success();
 }
 
 #[test]
@@ -236,6 +423,9 @@ fn create_rejects_a_size_of_zero() {
         "shmget fails with EINVAL for a size below SHMMIN (1 byte): return the error \
          with context",
     );
+    let seeded = Seeded::new();
+    let size = Seeded::new().between(1, 10_000);
+    expect_created(run.sandbox, &seeded, size);
 }
 
 #[test]
@@ -247,34 +437,49 @@ fn create_rejects_a_size_above_shmmax() {
         "shmget fails with EINVAL for a size above SHMMAX (/proc/sys/kernel/shmmax): \
          return the error with context",
     );
+    let mut seeded = Seeded::new();
+    let size = seeded.between(10_000, 1_000_000);
+    expect_created(run.sandbox, &seeded, size);
 }
 
 #[test]
 fn info_rejects_a_segment_smaller_than_asked() {
+    let mut seeded = Seeded::new();
+    let size = seeded.between(1000, 20_000);
+    let more = size + seeded.between(1, 5000);
     let run = script(
         TASK_1,
         r#"
-"$0" create "$1" 4096
-"$0" info "$1" --size 4096 >/dev/null && echo "info --size 4096: found it"
-"$0" info "$1" --size 8192; echo "info --size 8192: exit status $?"
+"$0" create "$1" "$SIZE"
+"$0" info "$1" --size "$SIZE" >/dev/null && echo "info --size SIZE: found it"
+"$0" info "$1" --size "$MORE"; echo "info --size MORE: exit status $?"
 "$0" remove "$1"
 "#,
     )
+    .env("SIZE", size.to_string())
+    .env("MORE", more.to_string())
     .run();
     run.expect_success();
     expect_line(
         &run,
-        "info --size 4096: found it",
+        "info --size SIZE: found it",
         "open must pass `size` to shmget: a segment of exactly that size qualifies",
     );
     if !run.stderr.contains("EINVAL") {
-        run.fail(
-            "asking for 8192 bytes of a 4096-byte segment did not fail with EINVAL",
+        seeded.fail(
+            &run,
+            "asking for more bytes than the segment has did not fail with EINVAL",
             "shmget(key, size, 0) checks that the existing segment has at least `size` \
              bytes: pass the size on, do not replace it with 0",
         );
     }
-    assert_masked_transcript!(run);
+    assert_masked_transcript!(
+        run,
+        vec![
+            (more.to_string(), "[MORE]".to_string()),
+            (size.to_string(), "[SIZE]".to_string()),
+        ]
+    );
 }
 
 /// Root passes every System V permission check (CAP_IPC_OWNER); the
@@ -290,6 +495,9 @@ fn info_reports_permission_denied() {
         "{WITHOUT_IPC_OWNER}{}",
         r#""$0" create "$1" 4096 --mode 000
 $as_reader "$0" info "$1"; echo "info: exit status $?"
+"$0" remove "$1"
+"$0" create "$1" 4096 --mode 400
+$as_reader "$0" info "$1" | grep '^shmid'
 "$0" remove "$1"
 "#
     );
@@ -311,6 +519,13 @@ $as_reader "$0" info "$1"; echo "info: exit status $?"
         run.fail(
             "the error did not name EACCES",
             "return shmctl's error with context instead of replacing it",
+        );
+    }
+    if !run.stdout.contains("4096 bytes, mode 400") {
+        run.fail(
+            "info refused a segment with mode 400, which its owner may read",
+            "only a mode without read permission is refused: call shmctl(IPC_STAT) and \
+             report what it says",
         );
     }
     assert_masked_transcript!(run);
@@ -335,6 +550,11 @@ fn info_shows_a_locked_segment() {
         "SHM_LOCK sets the SHM_LOCKED bit (0o2000) in shm_perm.mode: test that bit, \
          apart from the permission bits",
     );
+    expect_line(
+        &run,
+        "locked (SHM_LOCK): no",
+        "SHM_UNLOCK clears the SHM_LOCKED bit: read it from shm_perm.mode each time",
+    );
     assert_masked_transcript!(run);
 }
 
@@ -354,20 +574,39 @@ fn row<'a>(run: &'a Run, name: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
+/// `shm lifecycle` on a segment of a size chosen at random, and the mask
+/// of that size for snapshots.
+fn lifecycle() -> (Run, Vec<(String, String)>) {
+    let size = Seeded::new().between(1000, 100_000).to_string();
+    // `exec`: the pid stays the program's, which the table calls "this process".
+    let run = script(TASK_2, r#"exec "$0" lifecycle "$1" --size "$SIZE""#)
+        .env("SIZE", &size)
+        .run();
+    (run, vec![(size, "[SIZE]".to_string())])
+}
+
 #[test]
 fn lifecycle_tracks_nattch_cpid_and_lpid() {
-    let run = with_key_file(TASK_2, "lifecycle", &[]).run();
+    let (run, masks) = lifecycle();
     run.expect_success();
     let forked = row(&run, "forked");
     if forked.first() != Some(&"2") {
         run.fail(
             format!(
-                "right after fork, shm_nattch was {:?}, not 2",
-                forked.first()
+                "right after fork, shm_nattch was {}, not 2",
+                forked.first().unwrap_or(&"missing")
             ),
-            "a forked child shares its parent's attachments, and the kernel counts them: \
-             look before the child detaches (it waits for end-of-file on the pipe, which \
-             comes only when the parent closes its write end)",
+            "a forked child shares its parent's attachments, and the kernel counts them; \
+             the child had detached by the time the figures were read: it must wait for \
+             end-of-file on the pipe (which comes only when the parent closes its write \
+             end, after record(Step::Forked, …)) before it detaches",
+        );
+    }
+    if forked.get(2) != Some(&"this process") {
+        run.fail(
+            "right after fork, shm_lpid did not name this process",
+            "fork counts as an attach, made by the parent: nothing else may attach or \
+             detach between the fork and the record of Step::Forked",
         );
     }
     let detached = row(&run, "child 1 detached");
@@ -376,21 +615,30 @@ fn lifecycle_tracks_nattch_cpid_and_lpid() {
             "after the child's shmdt, shm_lpid did not name the child",
             "shm_lpid is the last process to shmat or shmdt: the child must detach \
              (Attachment::detach) before it exits, and the parent must reap it before \
-             looking",
+             recording Step::ChildDetached",
         );
     }
-    assert_masked_transcript!(run);
+    let exited = row(&run, "child 2 exited");
+    if exited.first() != Some(&"1") || exited.get(2) != Some(&"child 2") {
+        run.fail(
+            "after the second child exited, the figures did not show its detach",
+            "a child that exits without shmdt is detached by the kernel (nattch 1, lpid \
+             the child): fork it, let it _exit, and reap it before recording \
+             Step::ChildExited",
+        );
+    }
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn segment_outlives_ipc_rmid_until_the_last_detach() {
-    let run = with_key_file(TASK_2, "lifecycle", &[]).run();
+    let (run, _) = lifecycle();
     if run.code() == Some(1) && run.stderr.contains("IPC_STAT") && !run.stdout.contains("IPC_RMID")
     {
         run.fail(
             "the segment was gone when the figures after IPC_RMID were read",
             "IPC_RMID destroys a segment nobody is attached to at once: mark it while this \
-             process is still attached, read the figures, and only then detach",
+             process is still attached, record the step, and only then detach",
         );
     }
     run.expect_success();
@@ -399,25 +647,31 @@ fn segment_outlives_ipc_rmid_until_the_last_detach() {
         run.fail(
             "after IPC_RMID, the segment was not still there, attached once, marked SHM_DEST",
             "IPC_RMID only marks a segment that is attached somewhere: call it while this \
-             process is still attached, and read the figures then",
+             process is still attached, and record the step then",
         );
     }
     expect_line(
         &run,
         "detached (shmdt)    the segment is gone: IPC_STAT fails",
-        "the last shmdt destroys a segment marked for removal: after it, IPC_STAT fails \
-         and lifecycle records None",
+        "the last shmdt destroys a segment marked for removal: detach, then record \
+         Step::Detached",
     );
 }
 
 // ---- TODO 3: SHM_RDONLY --------------------------------------------------------
 
-/// Runs `shm read-only` through a shell that announces the program's pid
-/// first (`exec` keeps it), so that an `IPC_PRIVATE` segment it leaves can
-/// be found by its creator's pid. Removes such segments, then applies the
-/// grader's usual checks; returns the run and how many segments it left.
-fn read_only_run() -> (Run, usize) {
-    let run = script(TASK_3, r#"echo "shm: pid $$"; exec "$0" read-only"#).run_unchecked();
+/// Runs `shm read-only --text TEXT` through a shell that announces the
+/// program's pid first (`exec` keeps it), so that an `IPC_PRIVATE` segment
+/// it leaves can be found by its creator's pid. Removes such segments, then
+/// applies the grader's usual checks; returns the run and how many segments
+/// it left.
+fn read_only_run(text: &str) -> (Run, usize) {
+    let run = script(
+        TASK_3,
+        r#"echo "shm: pid $$"; exec "$0" read-only --text "$TEXT""#,
+    )
+    .env("TEXT", text)
+    .run_unchecked();
     let pid = run
         .stdout
         .lines()
@@ -452,7 +706,9 @@ fn private_segments_of(pid: &str) -> Vec<i32> {
 
 #[test]
 fn a_write_through_shm_rdonly_is_killed_by_sigsegv() {
-    let (run, _) = read_only_run();
+    let mut seeded = Seeded::new();
+    let text = seeded.text();
+    let (run, _) = read_only_run(&text);
     run.expect_success();
     if run.stdout.contains("the write went through") {
         run.fail(
@@ -461,22 +717,40 @@ fn a_write_through_shm_rdonly_is_killed_by_sigsegv() {
              attachment it inherited): then the store faults, and SIGSEGV kills it",
         );
     }
+    if !run
+        .stdout
+        .contains(&format!("child: read {text:?} through SHM_RDONLY"))
+    {
+        seeded.fail(
+            &run,
+            "the child did not print the text it read through SHM_RDONLY",
+            "the parent writes the text before fork; the child reads text.len() bytes \
+             through its read-only attachment and prints them, flushing at once: a \
+             process killed by a signal never flushes its buffers",
+        );
+    }
     expect_line(
         &run,
         "parent: the child was killed by signal SIGSEGV",
         "the parent must waitpid for the child and return the status that says SIGSEGV",
     );
-    expect_line(
-        &run,
-        "parent: the segment still holds \"written by the parent\"",
-        "the refused store changed nothing: read the text back after the child is gone",
-    );
-    assert_masked_transcript!(run);
+    if !run
+        .stdout
+        .contains(&format!("parent: the segment still holds {text:?}"))
+    {
+        seeded.fail(
+            &run,
+            "after the child's death, the segment no longer held the text",
+            "the refused store changed nothing: read text.len() bytes back after the \
+             child is gone",
+        );
+    }
+    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
 }
 
 #[test]
 fn the_private_segment_is_removed() {
-    let (run, left) = read_only_run();
+    let (run, left) = read_only_run(&Seeded::new().text());
     if left > 0 {
         run.fail(
             format!("left {left} IPC_PRIVATE segment(s) behind (now removed)"),
@@ -487,20 +761,7 @@ fn the_private_segment_is_removed() {
     run.expect_success();
 }
 
-// ---- TODOs 4 and 5: a file through one segment ----------------------------------
-
-/// `len` bytes that every byte value appears in, the same on every run.
-fn content(len: usize) -> Vec<u8> {
-    let mut state: u32 = 0x2545_f491;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 11) as u8
-        })
-        .collect()
-}
+// ---- TODO 4: the writer and the reader --------------------------------------------
 
 /// The FNV-1a hash the program prints, computed here.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -509,11 +770,83 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Copies `len` bytes through a segment of `segment_size` bytes and checks
-/// that the output is the input, byte for byte.
-fn copy_and_compare(len: usize, segment_size: usize) -> Run {
+/// Fails unless `output` holds exactly `input`, saying where they differ.
+fn expect_same_bytes(seeded: &Seeded, run: &Run, input: &[u8], output: &[u8]) {
+    if output != input {
+        let at = output
+            .iter()
+            .zip(input)
+            .position(|(a, b)| a != b)
+            .unwrap_or(output.len().min(input.len()));
+        seeded.fail(
+            run,
+            format!(
+                "the output differs from the input: {} bytes for {}, first difference at byte {at}",
+                output.len(),
+                input.len()
+            ),
+            "each chunk is its length (8 bytes, little-endian) then that many bytes; the \
+             writer fills a chunk before V(FULL), the reader copies it out before V(EMPTY), \
+             and nothing but the last chunk is short",
+        );
+    }
+}
+
+#[test]
+fn send_and_receive_carry_a_file_between_unrelated_processes() {
+    let mut seeded = Seeded::new();
+    let segment_size = seeded.between(9, 3000);
+    let len = seeded.between(0, 5 * segment_size);
+    let input = seeded.bytes(len);
     let sandbox = Sandbox::new();
-    let input = content(len);
+    sandbox.write_file("input", &input);
+    let output_path = sandbox.path("output");
+    let run = script_in(
+        sandbox,
+        TASK_4,
+        r#"
+"$0" create "$1" "$SIZE" >/dev/null && "$0" semaphores "$1" >/dev/null || exit 1
+"$0" receive "$1" output & receiver=$!
+"$0" send "$1" input; echo "send: exit status $?"
+wait $receiver; echo "receive: exit status $?"
+"$0" semaphores "$1" --remove
+"$0" remove "$1"
+"#,
+    )
+    .env("SIZE", segment_size.to_string())
+    .why_if_timeout(STUCK)
+    .run();
+    run.expect_success();
+    let output = fs::read(&output_path).unwrap_or_default();
+    expect_same_bytes(&seeded, &run, &input, &output);
+    let chunks = len.div_ceil(segment_size - 8);
+    for line in [
+        format!("sent {len} bytes in {chunks} chunk(s)"),
+        format!("received {len} bytes"),
+        "send: exit status 0".to_string(),
+        "receive: exit status 0".to_string(),
+    ] {
+        if !run.stdout.lines().any(|l| l == line) {
+            seeded.fail(
+                &run,
+                format!("never printed {line:?}"),
+                "send fills every chunk but the last (read until the chunk is full or the \
+                 input ends), counts only chunks with data, and ends with an empty chunk; \
+                 receive stops at the empty chunk and counts the bytes it wrote",
+            );
+        }
+    }
+}
+
+// ---- TODO 5: copy a file through one segment ------------------------------------
+
+/// Copies `len` random bytes through a segment of `segment_size` bytes and
+/// checks that the output is the input, byte for byte, and the checksum.
+/// Returns the run and the checksum's mask for its snapshot.
+fn copy_and_compare(len: usize, segment_size: usize) -> (Run, Vec<(String, String)>) {
+    let mut seeded = Seeded::new();
+    let sandbox = Sandbox::new();
+    let input = seeded.bytes(len);
     let input_path = sandbox.write_file("input", &input);
     let output_path = sandbox.path("output");
     let key_file = sandbox.key_file().to_path_buf();
@@ -529,89 +862,77 @@ fn copy_and_compare(len: usize, segment_size: usize) -> Run {
                 segment_size.to_string().into(),
             ],
         )
-        .section(TASK_4)
+        .section(TASK_5)
         .timeout(TIMEOUT)
         .why_if_timeout(STUCK)
         .run();
     run.expect_success();
     let output = fs::read(&output_path).unwrap_or_default();
-    if output != input {
-        let at = output
-            .iter()
-            .zip(&input)
-            .position(|(a, b)| a != b)
-            .unwrap_or(output.len().min(input.len()));
-        run.fail(
-            format!(
-                "the output differs from the input: {} bytes for {}, first difference at byte {at}",
-                output.len(),
-                input.len()
-            ),
-            "each chunk is its length (8 bytes, little-endian) then that many bytes; the \
-             writer fills a chunk before V(FULL), the reader copies it out before V(EMPTY), \
-             and nothing but the last chunk is short",
+    expect_same_bytes(&seeded, &run, &input, &output);
+    let checksum = format!("{:#018x}", fnv1a(&input));
+    let printed = format!("output: {len} bytes, FNV-1a {checksum}");
+    if !run.stdout.lines().any(|line| line == printed) {
+        seeded.fail(
+            &run,
+            format!("never printed {printed:?}"),
+            "the output file must hold exactly the input",
         );
     }
-    let printed = format!("output: {len} bytes, FNV-1a {:#018x}", fnv1a(&input));
-    expect_line(
-        &run,
-        &printed,
-        "the output file must hold exactly the input",
-    );
-    run
+    (run, vec![(checksum, "[FNV-1a]".to_string())])
 }
 
 #[test]
 fn copy_of_an_empty_file_is_empty() {
-    let run = copy_and_compare(0, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(0, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_of_one_byte() {
-    let run = copy_and_compare(1, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(1, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_one_byte_short_of_a_full_chunk() {
-    let run = copy_and_compare(4096 - 8 - 1, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(4096 - 8 - 1, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_of_exactly_one_full_chunk() {
-    let run = copy_and_compare(4096 - 8, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(4096 - 8, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_one_byte_over_a_full_chunk() {
-    let run = copy_and_compare(4096 - 8 + 1, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(4096 - 8 + 1, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_of_exactly_the_segment_size() {
-    let run = copy_and_compare(4096, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(4096, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_of_five_segments() {
-    let run = copy_and_compare(5 * 4096, 4096);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(5 * 4096, 4096);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_through_one_byte_chunks() {
     // A 9-byte segment holds a header and one byte: 1000 hand-overs.
-    let run = copy_and_compare(1000, 9);
-    assert_masked_transcript!(run);
+    let (run, masks) = copy_and_compare(1000, 9);
+    assert_masked_transcript!(run, masks);
 }
 
 #[test]
 fn copy_reports_a_missing_input_file() {
+    let name = format!("missing-{}", Seeded::new().word(6));
     let sandbox = Sandbox::new();
     let key_file = sandbox.key_file().to_path_buf();
     let output = sandbox.path("output");
@@ -621,7 +942,7 @@ fn copy_reports_a_missing_input_file() {
             [
                 "copy".into(),
                 key_file.into_os_string(),
-                "no-such-input".into(),
+                name.clone().into(),
                 output.into_os_string(),
             ],
         )
@@ -634,4 +955,133 @@ fn copy_reports_a_missing_input_file() {
         "open the input before creating anything: report the error, and leave no \
          segment or semaphore behind",
     );
+    if !run.stderr.contains(&name) {
+        run.fail(
+            "the error did not name the missing input file",
+            "give the error of File::open a context that names the file: `open FILE`",
+        );
+    }
+}
+
+/// The children of `parent`, from `/proc/*/stat`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: u32 = stat
+                .get(stat.rfind(')')? + 1..)?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+/// Whether process `pid` is asleep in the system call `call`, as
+/// `/proc/PID/stat` and `/proc/PID/syscall` show it.
+fn asleep_in(pid: u32, call: libc::c_long) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|at| stat[at + 1..].split_whitespace().next());
+    let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    state == Some("S") && syscall.split_whitespace().next() == Some(&call.to_string())
+}
+
+/// Waits until a child of the running program sleeps in `write` (a reader
+/// blocked on a full FIFO) and returns its pid; fails the test if the
+/// program ends first or nothing blocks within `TIMEOUT`.
+fn blocked_writer_child(program: &mut Running) -> u32 {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if let Blocked::Exited(_) = program.wait_until_blocked(Duration::ZERO) {
+            program.fail(
+                "ended before its reader child had filled the output FIFO",
+                "copy forks a reader that writes the output while the parent sends: both \
+                 must run until the whole input has gone through",
+            );
+        }
+        if let Some(child) = children_of(program.pid())
+            .into_iter()
+            .find(|&child| asleep_in(child, libc::SYS_write))
+        {
+            return child;
+        }
+        if Instant::now() >= deadline {
+            program.fail(
+                format!("no child of copy blocked in write within {TIMEOUT:?}"),
+                "the reader child writes each chunk to the output as it receives it",
+            );
+        }
+        thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn copy_gives_up_when_the_reader_dies() {
+    let mut seeded = Seeded::new();
+    let sandbox = Sandbox::new();
+    // The output is a FIFO the test opens but never reads: once its buffer
+    // is full, the reader child blocks in write, and the writer in P(EMPTY).
+    let fifo = sandbox.path("output");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes())
+        .unwrap_or_else(|_| panic!("grader: a NUL in the sandbox path"));
+    // SAFETY: mkfifo and open read a NUL-terminated path that outlives them.
+    let held = unsafe {
+        assert_eq!(
+            libc::mkfifo(c_path.as_ptr(), 0o600),
+            0,
+            "grader: mkfifo failed"
+        );
+        libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK)
+    };
+    assert!(held >= 0, "grader: cannot open the FIFO");
+    // SAFETY: F_GETPIPE_SZ takes no pointer.
+    let capacity = unsafe { libc::fcntl(held, libc::F_GETPIPE_SZ) };
+    let len = usize::try_from(capacity).unwrap_or(65536) + seeded.between(5, 20) * 4096;
+    sandbox.write_file("input", seeded.bytes(len));
+    let key_file = sandbox.key_file().to_path_buf();
+    let mut copying = lab()
+        .cmd_in(
+            sandbox,
+            [
+                "copy".into(),
+                key_file.into_os_string(),
+                "input".into(),
+                fifo.into_os_string(),
+            ],
+        )
+        .section(TASK_5)
+        .why_if_timeout(
+            "the writer waited for ever for a reader that had died: take EMPTY with \
+             p_timeout(EMPTY, PATIENCE), and each time the time runs out ask whether the \
+             reader still runs (waitid with WNOWAIT); once it has ended, give up",
+        )
+        .start();
+    let reader = blocked_writer_child(&mut copying);
+    // SAFETY: kill(2) takes no pointers; `reader` is the program's child,
+    // which cannot be reaped (and its pid reused) before it dies.
+    unsafe { libc::kill(reader as i32, libc::SIGKILL) };
+    let run = copying.wait(Duration::from_secs(5));
+    // SAFETY: `held` is our descriptor, closed once.
+    unsafe { libc::close(held) };
+    run.expect_code(1);
+    if !run.stderr.contains("reader") || !run.stderr.contains("SIGKILL") {
+        seeded.fail(
+            &run,
+            "did not say that the reader was killed by SIGKILL",
+            "once send gives up, copy reaps the reader and reports how it ended: `the \
+             reader was killed by SIGKILL`",
+        );
+    }
+    assert_masked_transcript!(run);
 }

@@ -19,8 +19,15 @@
 //! * a sandbox directory `workbook-<pid>-*` holding a grader key file,
 //!   whose test process `<pid>` is gone (sandboxes of older graders, named
 //!   `workbook-XXXXXX`, only once untouched for a day);
-//! * a process whose working directory is inside such a sandbox: a lab
-//!   program the killed test started, still running;
+//! * a process of a run of a killed test: its working directory is inside
+//!   such a sandbox (a lab program, or the run's shepherd, which the grader
+//!   moves there), or its environment names such a sandbox
+//!   (`WORKBOOK_SANDBOX`, which every program the grader starts gets, and a
+//!   daemon keeps after `chdir("/")`), or carries a run mark
+//!   `WORKBOOK_RUN=<pid>.<n>` whose test process `<pid>` is gone; and every
+//!   process such a one started. The shepherd of each run normally kills
+//!   its run's processes itself when its test process dies; what it could
+//!   not (it was killed too, or stopped) is found here;
 //! * a POSIX shared memory object, named semaphore or message queue named
 //!   `wb<pid>x<n>-…` whose test process `<pid>` is gone;
 //! * a System V queue, semaphore set or segment whose key `ftok` made from a
@@ -52,11 +59,12 @@ const UNNAMED_SANDBOX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// One thing an earlier run left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Leftover {
-    /// A process still running inside a stale sandbox.
+    /// A process of a run whose test is over, still running.
     Process {
         pid: i32,
         command: String,
-        sandbox: PathBuf,
+        /// How it is known to be one: `still running in /tmp/workbook-…`.
+        reason: String,
     },
     /// A System V object made from a stale sandbox's key file.
     Sysv {
@@ -131,12 +139,8 @@ impl fmt::Display for Leftover {
             Leftover::Process {
                 pid,
                 command,
-                sandbox,
-            } => write!(
-                f,
-                "process {pid} ({command}), still running in {}",
-                sandbox.display()
-            ),
+                reason,
+            } => write!(f, "process {pid} ({command}), {reason}"),
             Leftover::Sysv {
                 kind,
                 key,
@@ -187,16 +191,21 @@ pub struct Found {
 
 /// Looks for leftovers without removing anything.
 pub fn find() -> Found {
+    find_in(&std::env::temp_dir())
+}
+
+/// [`find`], with sandboxes looked for in `tmp`.
+fn find_in(tmp: &Path) -> Found {
     let me = effective_uid();
     let mut found = Found::default();
-    let sandboxes = stale_sandboxes(me, &mut found.notes);
-    let processes = processes_in(&sandboxes, me);
+    let sandboxes = stale_sandboxes(tmp, me, &mut found.notes);
+    let processes = leftover_processes(&sandboxes, me);
     let dying: BTreeSet<i32> = processes.iter().map(|(pid, _, _)| *pid).collect();
-    for (pid, command, sandbox) in processes {
+    for (pid, command, reason) in processes {
         found.leftovers.push(Leftover::Process {
             pid,
             command,
-            sandbox,
+            reason,
         });
     }
     let in_use = sysv_leftovers(&sandboxes, me, &dying, &mut found);
@@ -383,9 +392,8 @@ struct Sandbox {
 
 /// The sandboxes in the temporary directory whose test is over (see the
 /// module documentation for the rule).
-fn stale_sandboxes(me: u32, notes: &mut Vec<String>) -> Vec<Sandbox> {
-    let tmp = std::env::temp_dir();
-    let Ok(entries) = fs::read_dir(&tmp) else {
+fn stale_sandboxes(tmp: &Path, me: u32, notes: &mut Vec<String>) -> Vec<Sandbox> {
+    let Ok(entries) = fs::read_dir(tmp) else {
         notes.push(format!(
             "cannot list {}: sandboxes not searched",
             tmp.display()
@@ -467,16 +475,15 @@ fn key_files(dir: &Path) -> Vec<(u32, PathBuf)> {
     found
 }
 
-/// Our processes whose working directory is inside one of `sandboxes`:
-/// (pid, command line, sandbox).
-fn processes_in(sandboxes: &[Sandbox], me: u32) -> Vec<(i32, String, PathBuf)> {
-    if sandboxes.is_empty() {
-        return Vec::new();
-    }
+/// Our processes of runs whose test is over (see the module documentation
+/// for the rule), with the reason each is one: (pid, command line, reason).
+fn leftover_processes(sandboxes: &[Sandbox], me: u32) -> Vec<(i32, String, String)> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut found = Vec::new();
+    let myself = std::process::id() as i32;
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    let mut found: Vec<(i32, String, String)> = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -486,21 +493,75 @@ fn processes_in(sandboxes: &[Sandbox], me: u32) -> Vec<(i32, String, PathBuf)> {
             continue;
         };
         let owned = fs::metadata(entry.path()).is_ok_and(|m| m.uid() == me);
-        let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
+        if !owned || pid == myself || !alive(pid) {
             continue;
-        };
-        let Some(sandbox) = sandboxes
-            .iter()
-            .find(|s| cwd.starts_with(&s.dir) || cwd.starts_with(&s.real_dir))
-        else {
-            continue;
-        };
-        if owned {
-            found.push((pid, command_line(pid), sandbox.dir.clone()));
+        }
+        if let Some(parent) = parent_of(pid) {
+            parents.push((pid, parent));
+        }
+        if let Some(reason) = leftover_reason(pid, sandboxes) {
+            found.push((pid, command_line(pid), reason));
+        }
+    }
+    // What those processes started, wherever it went.
+    loop {
+        let before = found.len();
+        for (pid, parent) in &parents {
+            if found.iter().any(|(p, _, _)| p == pid) {
+                continue;
+            }
+            if found.iter().any(|(p, _, _)| p == parent) {
+                let reason = format!("started by leftover process {parent}");
+                found.push((*pid, command_line(*pid), reason));
+            }
+        }
+        if found.len() == before {
+            break;
         }
     }
     found.sort();
     found
+}
+
+/// Why process `pid` belongs to a run whose test is over, if it does.
+fn leftover_reason(pid: i32, sandboxes: &[Sandbox]) -> Option<String> {
+    if let Ok(cwd) = fs::read_link(format!("/proc/{pid}/cwd"))
+        && let Some(sandbox) = sandboxes
+            .iter()
+            .find(|s| cwd.starts_with(&s.dir) || cwd.starts_with(&s.real_dir))
+    {
+        return Some(format!("still running in {}", sandbox.dir.display()));
+    }
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    for var in environ.split(|&b| b == 0) {
+        let var = String::from_utf8_lossy(var);
+        if let Some(dir) = var.strip_prefix("WORKBOOK_SANDBOX=")
+            && let Some(sandbox) = sandboxes
+                .iter()
+                .find(|s| Path::new(dir) == s.dir || Path::new(dir) == s.real_dir)
+        {
+            return Some(format!(
+                "started in {} and still running elsewhere (a daemon)",
+                sandbox.dir.display()
+            ));
+        }
+        if let Some(mark) = var.strip_prefix("WORKBOOK_RUN=")
+            && let Some(test_pid) = mark.split('.').next().and_then(|p| p.parse::<i32>().ok())
+            && !alive(test_pid)
+        {
+            return Some(format!(
+                "started by a graded run whose test process {test_pid} is gone"
+            ));
+        }
+    }
+    None
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The command line of `pid`, or `?`.
@@ -774,6 +835,76 @@ mod tests {
         child.wait().expect("reaped");
         assert!(!alive(pid));
         assert!(!alive(0));
+    }
+
+    #[test]
+    fn processes_of_runs_whose_test_is_gone_are_found_and_only_those() {
+        use std::process::{Child, Command};
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        // A test process that is gone: a child, reaped.
+        let mut gone = Command::new("true").spawn().expect("true runs");
+        let dead = gone.id();
+        gone.wait().expect("reaped");
+        let me = std::process::id();
+        let stale = tmp.path().join(format!("workbook-{dead}-aaaaaa"));
+        let live = tmp.path().join(format!("workbook-{me}-bbbbbb"));
+        for dir in [&stale, &live] {
+            fs::create_dir(dir).expect("a sandbox");
+            fs::write(dir.join("ipc-key-0"), "key").expect("a key file");
+        }
+        let sleeper = |dir: &Path, env: &[(&str, String)]| -> Child {
+            Command::new("sleep")
+                .arg("60")
+                .current_dir(dir)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .spawn()
+                .expect("sleep runs")
+        };
+        let stale_dir = stale.display().to_string();
+        let mut children = vec![
+            // A program still in its sandbox.
+            sleeper(&stale, &[]),
+            // A daemon that moved to /: its environment names the sandbox.
+            sleeper(Path::new("/"), &[("WORKBOOK_SANDBOX", stale_dir)]),
+            // A process whose sandbox is gone, marked with a dead test's run.
+            sleeper(Path::new("/"), &[("WORKBOOK_RUN", format!("{dead}.3"))]),
+            // Processes of a test still running (this one): never leftovers.
+            sleeper(&live, &[("WORKBOOK_RUN", format!("{me}.1"))]),
+            sleeper(
+                Path::new("/"),
+                &[("WORKBOOK_SANDBOX", live.display().to_string())],
+            ),
+        ];
+        let found = find_in(tmp.path());
+        let leftovers: Vec<&Leftover> = found
+            .leftovers
+            .iter()
+            .filter(|l| matches!(l, Leftover::Process { .. }))
+            .collect();
+        let pid_of = |child: &Child| child.id() as i32;
+        let listed = |child: &Child| {
+            leftovers
+                .iter()
+                .any(|l| matches!(l, Leftover::Process { pid, .. } if *pid == pid_of(child)))
+        };
+        let verdicts: Vec<bool> = children.iter().map(listed).collect();
+        for leftover in &leftovers {
+            remove(leftover).expect("killed");
+        }
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(verdicts, [true, true, true, false, false], "{leftovers:#?}");
+        assert!(
+            found.leftovers.iter().any(|l| matches!(
+                l,
+                Leftover::Sandbox { dir, .. } if *dir == stale
+            )),
+            "{:#?}",
+            found.leftovers
+        );
     }
 
     #[test]

@@ -312,9 +312,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
             let reply = request(key, request_type, |queue| {
                 // A failed print must not stop the client before it cleans up.
                 let _ = writeln!(io::stdout(), "client: private queue {}", queue.0);
-            })
-            .context("client")?;
-            writeln!(out, "{reply}")?;
+            });
+            set_timer(Duration::ZERO, Duration::ZERO)?;
+            writeln!(out, "{}", reply.context("client")?)?;
         } // ANCHOR_END: cli_client
     }
     Ok(())
@@ -489,13 +489,22 @@ fn read_limit<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 // ANCHOR: timer
 /// Does nothing: its only effect is that a blocked `msgrcv` fails with
-/// `EINTR` when the timer expires.
+/// `EINTR` when a `SIGALRM` comes.
 extern "C" fn timer_expired(_: c_int) {}
 
-/// Makes `SIGALRM` arrive after `timeout`: the client's only way to stop
-/// waiting, since a System V queue cannot be polled and `msgrcv` takes no
-/// timeout. The handler is installed without `SA_RESTART` (it would make
-/// no difference: `msgrcv` is never restarted).
+/// How often `SIGALRM` comes once the time limit has passed.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Makes `SIGALRM` come after `timeout`, then every [`TICK`]: the client's
+/// only way to stop waiting, since a System V queue cannot be polled and
+/// `msgrcv` takes no timeout. The handler is installed without
+/// `SA_RESTART` (it would make no difference: `msgrcv` is never restarted).
+///
+/// Why it repeats: the timer is armed before the request is sent, and a
+/// signal that comes after that but before `msgrcv` has started waiting
+/// interrupts nothing. Its handler runs, and `msgrcv` then waits as if
+/// nothing had happened. With a single alarm the client would wait for
+/// ever; with a repeating one, the next tick interrupts `msgrcv`.
 fn arm_reply_timer(timeout: Duration) -> anyhow::Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(timer_expired),
@@ -504,15 +513,19 @@ fn arm_reply_timer(timeout: Duration) -> anyhow::Result<()> {
     );
     // SAFETY: the handler does nothing at all.
     unsafe { sigaction(Signal::SIGALRM, &action) }.context("sigaction(SIGALRM)")?;
+    set_timer(timeout, TICK)
+}
+
+/// `setitimer(ITIMER_REAL)`: `SIGALRM` after `first`, then every `then`
+/// (0: never again); both 0 disarm the timer.
+fn set_timer(first: Duration, then: Duration) -> anyhow::Result<()> {
+    let timeval = |d: Duration| libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
     let timer = libc::itimerval {
-        it_interval: libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-        it_value: libc::timeval {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-        },
+        it_interval: timeval(then),
+        it_value: timeval(first),
     };
     // SAFETY: setitimer reads the itimerval we pass; the old value is not wanted.
     if unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) } != 0 {

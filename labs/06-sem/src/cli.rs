@@ -96,6 +96,10 @@ enum Command {
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 2000)]
         wait_ms: u64,
+        /// Give up at once if process PID ends first (the process expected
+        /// to wait): then the count will never be reached.
+        #[arg(long, value_name = "PID")]
+        watch: Option<i32>,
     },
     /// PROCS processes add 1 to a counter in the file COUNTER, TIMES times
     /// each, under a binary semaphore or without one (TODO 3).
@@ -239,7 +243,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
             ncnt,
             zcnt,
             wait_ms,
-        } => wait_for(&target, ncnt, zcnt, Duration::from_millis(wait_ms))?,
+            watch,
+        } => wait_for(&target, ncnt, zcnt, Duration::from_millis(wait_ms), watch)?,
         // ANCHOR: cli_count
         Command::Count {
             key_file,
@@ -353,12 +358,14 @@ fn print_report(report: &SetReport) {
 }
 // ANCHOR_END: print_report
 
-/// Polls GETNCNT or GETZCNT every 5 ms until it reaches the wanted count.
+/// Polls GETNCNT or GETZCNT every 5 ms until it reaches the wanted count;
+/// gives up at the time limit, or as soon as process `watch` has ended.
 fn wait_for(
     target: &Target,
     ncnt: Option<u16>,
     zcnt: Option<u16>,
     limit: Duration,
+    watch: Option<i32>,
 ) -> anyhow::Result<()> {
     let set = open(&target.key_file)?;
     let num = target.num;
@@ -372,6 +379,11 @@ fn wait_for(
         if now == wanted {
             return Ok(());
         }
+        if let Some(pid) = watch
+            && has_ended(pid)
+        {
+            bail!("{name} of semaphore {num} is {now}, not {wanted}, and process {pid} has ended");
+        }
         if Instant::now() >= deadline {
             bail!(
                 "{name} of semaphore {num} is {now}, not {wanted}, after {} ms",
@@ -379,6 +391,18 @@ fn wait_for(
             );
         }
         thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether process `pid` has ended: gone, or a zombie (state `Z` in
+/// `/proc/PID/stat`) that its parent has not reaped yet.
+fn has_ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().next())
+            .is_none_or(|state| state == "Z"),
+        Err(_) => true,
     }
 }
 

@@ -119,8 +119,9 @@ impl SemSet {
     /// `semget(key, 0, 0)`: opens the set that `key` already names. `nsems`
     /// is 0 because an existing set keeps its size.
     ///
-    /// Errors: `ENOENT` (no set for this key); `EIDRM` (it is being removed).
-    /// Permissions are checked later, by each `semop` and `semctl`.
+    /// Errors: `ENOENT` (no set for this key: never made, or removed, since
+    /// `IPC_RMID` takes a set away at once). Permissions are checked later,
+    /// by each `semop` and `semctl`.
     pub fn open(key: Key) -> nix::Result<SemSet> {
         Self::get(key, 0, 0)
     }
@@ -237,6 +238,8 @@ impl SemSet {
 
     /// `semctl(semid, num, GETNCNT)`: `semncnt`, how many processes sleep in
     /// `semop` waiting for semaphore `num` to grow (a P that cannot proceed).
+    /// Since Linux 3.16 a sleeping `semop` counts once, against the first of
+    /// its operations that cannot proceed, as POSIX says.
     pub fn get_ncnt(self, num: u16) -> nix::Result<u16> {
         // SAFETY: GETNCNT takes no fourth argument.
         let count = unsafe { libc::semctl(self.id, c_int::from(num), libc::GETNCNT) };
@@ -244,7 +247,8 @@ impl SemSet {
     }
 
     /// `semctl(semid, num, GETZCNT)`: `semzcnt`, how many processes sleep in
-    /// `semop` waiting for semaphore `num` to become 0 (`sem_op == 0`).
+    /// `semop` waiting for semaphore `num` to become 0 (`sem_op == 0`),
+    /// counted the same way.
     pub fn get_zcnt(self, num: u16) -> nix::Result<u16> {
         // SAFETY: GETZCNT takes no fourth argument.
         let count = unsafe { libc::semctl(self.id, c_int::from(num), libc::GETZCNT) };

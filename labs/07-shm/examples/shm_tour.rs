@@ -39,9 +39,13 @@ fn tour(segment: Segment) -> anyhow::Result<()> {
     show("attached at", format!("{:#x}", attachment.addr()));
     let parent_addr = attachment.addr();
 
-    // SAFETY: single-threaded; the child reads, writes and _exits.
+    // The child must stay attached until the parent has looked: it waits
+    // for end-of-file on a pipe, which comes when the parent closes its end.
+    let (go_read, go_write) = nix::unistd::pipe().context("pipe")?;
+    // SAFETY: single-threaded; the child reads, writes, waits and _exits.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
+            drop(go_write);
             // The child inherited the attachment: same segment, same address.
             let mut text = [0u8; 5];
             let code = match attachment.read_at(0, &mut text) {
@@ -53,14 +57,18 @@ fn tour(segment: Segment) -> anyhow::Result<()> {
                 }
                 _ => 1,
             };
+            let _ = std::io::copy(&mut fs::File::from(go_read), &mut std::io::sink());
             // SAFETY: _exit never returns; it also detaches the segment.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
+            drop(go_read);
+            // fork attached the child: the count is 2 until the child leaves.
             show(
                 "after fork: shm_nattch",
                 segment.stat().context("IPC_STAT")?.shm_nattch,
             );
+            drop(go_write);
             waitpid(child, None).context("waitpid")?;
         }
     }
@@ -83,6 +91,12 @@ fn tour(segment: Segment) -> anyhow::Result<()> {
         format!("addr + {}", rounded.addr() as isize - free as isize),
     );
     rounded.detach().context("shmdt")?;
+    // SHM_REMAP would map the segment over whatever is there: the layer
+    // refuses it before any system call.
+    match segment.attach_at(free, libc::SHM_REMAP) {
+        Err(errno) => show("shmat(addr, SHM_REMAP)", errno),
+        Ok(_) => bail!("SHM_REMAP was accepted"),
+    }
     // ANCHOR_END: rnd
 
     // ANCHOR: lock

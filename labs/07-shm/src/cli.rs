@@ -5,18 +5,24 @@
 //! segment. Errors are reported on one line, `shm: …`, with exit status 1;
 //! usage mistakes exit with status 2.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{Pid, getegid, geteuid, getpid};
 
-use super::sysv::{self, Segment};
-use super::{Figures, HEADER, PROJ_ID, Step, copy, create, figures, lifecycle, open, read_only};
+use super::sysv::{self, Segment, Semaphores};
+use super::{
+    EMPTY, FULL, Figures, HEADER, MESSAGE, PROJ_ID, SEM_PROJ_ID, Step, copy, create, figures,
+    lifecycle, open, read_only, receive, send,
+};
 
 /// Lab 07: System V shared memory.
 #[derive(Parser, Debug)]
@@ -85,7 +91,36 @@ enum Command {
         size: usize,
     },
     /// A child writes through a read-only attachment (TODO 3).
-    ReadOnly,
+    ReadOnly {
+        /// What the parent writes and the child reads.
+        #[arg(long, default_value = MESSAGE)]
+        text: String,
+    },
+    /// Create the two semaphores of a transfer, EMPTY = 1 and FULL = 0,
+    /// under ftok(FILE, 'S'), or remove them. Given.
+    Semaphores {
+        /// The file that names the semaphores (ftok).
+        key_file: PathBuf,
+        /// Remove them instead (IPC_RMID).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// The writer of a transfer: send INPUT through the segment and the
+    /// semaphores of FILE, which must exist (TODO 4).
+    Send {
+        /// The file that names the segment and the semaphores (ftok).
+        key_file: PathBuf,
+        /// The file to send.
+        input: PathBuf,
+    },
+    /// The reader of a transfer: receive into OUTPUT what a `send` on the
+    /// same FILE sends (TODO 4).
+    Receive {
+        /// The file that names the segment and the semaphores (ftok).
+        key_file: PathBuf,
+        /// The file to write (created or truncated).
+        output: PathBuf,
+    },
     /// Copy INPUT to OUTPUT through one segment: this process writes, a
     /// child reads, two semaphores set the pace (TODOs 4 and 5).
     Copy {
@@ -148,10 +183,22 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Lock { key_file } => open_any(&key_file)?.lock().context("SHM_LOCK")?,
         Command::Unlock { key_file } => open_any(&key_file)?.unlock().context("SHM_UNLOCK")?,
         Command::Remove { key_file } => open_any(&key_file)?.remove().context("IPC_RMID")?,
-        Command::Lifecycle { key_file, size } => print_lifecycle(&lifecycle(&key_file, size)?),
+        // ANCHOR: cli_lifecycle
+        Command::Lifecycle { key_file, size } => {
+            let mut steps = Vec::new();
+            lifecycle(&key_file, size, &mut |step, segment| {
+                if step == Step::Forked {
+                    settle_children();
+                }
+                steps.push((step, figures_if_any(segment)?));
+                Ok(())
+            })?;
+            print_lifecycle(&steps);
+        }
+        // ANCHOR_END: cli_lifecycle
         // ANCHOR: cli_read_only
-        Command::ReadOnly => {
-            let seen = read_only()?;
+        Command::ReadOnly { text } => {
+            let seen = read_only(&text)?;
             println!("parent: the child {}", describe(seen.child));
             println!("parent: the segment still holds {:?}", seen.after);
             println!(
@@ -160,6 +207,35 @@ fn execute(command: Command) -> anyhow::Result<()> {
             );
         }
         // ANCHOR_END: cli_read_only
+        Command::Semaphores { key_file, remove } => {
+            let key = sysv::ftok(&key_file, SEM_PROJ_ID)
+                .with_context(|| format!("ftok {}", key_file.display()))?;
+            if remove {
+                Semaphores::open(key)
+                    .and_then(Semaphores::remove)
+                    .context("remove the semaphores")?;
+            } else {
+                Semaphores::create(key, &[1, 0]).context("create the semaphores")?;
+                println!("created the semaphores: EMPTY = 1, FULL = 0");
+            }
+        }
+        // ANCHOR: cli_send_receive
+        Command::Send { key_file, input } => {
+            let (attachment, sems) = transfer_of(&key_file)?;
+            let mut input =
+                File::open(&input).with_context(|| format!("open {}", input.display()))?;
+            // Unrelated processes: nothing tells the writer the reader died.
+            let sent = send(&attachment, sems, &mut input, &mut || true)?;
+            println!("sent {} bytes in {} chunk(s)", sent.bytes, sent.chunks);
+        }
+        Command::Receive { key_file, output } => {
+            let (attachment, sems) = transfer_of(&key_file)?;
+            let mut output =
+                File::create(&output).with_context(|| format!("create {}", output.display()))?;
+            let received = receive(&attachment, sems, &mut output, &mut || true)?;
+            println!("received {received} bytes");
+        }
+        // ANCHOR_END: cli_send_receive
         // ANCHOR: cli_copy
         Command::Copy {
             key_file,
@@ -180,6 +256,21 @@ fn execute(command: Command) -> anyhow::Result<()> {
         } // ANCHOR_END: cli_copy
     }
     Ok(())
+}
+
+/// The segment of `key_file`, attached read-write, and the semaphores of
+/// its transfer.
+fn transfer_of(key_file: &Path) -> anyhow::Result<(sysv::Attachment, Semaphores)> {
+    let attachment = open_any(key_file)?.attach(0).context("shmat")?;
+    let key = sysv::ftok(key_file, SEM_PROJ_ID)
+        .with_context(|| format!("ftok {}", key_file.display()))?;
+    let sems = Semaphores::open(key).with_context(|| {
+        format!(
+            "no semaphores for {} (EMPTY {EMPTY}, FULL {FULL}: make them with `shm semaphores`)",
+            key_file.display()
+        )
+    })?;
+    Ok((attachment, sems))
 }
 
 /// Opens the existing segment of `key_file`, whatever its size.
@@ -227,6 +318,55 @@ fn owner(figures: &Figures) -> String {
         if mine { "you" } else { "another user" }
     )
 }
+
+// ANCHOR: settle
+/// The segment's figures, or `None` once `IPC_STAT` says it is gone.
+fn figures_if_any(segment: Segment) -> anyhow::Result<Option<Figures>> {
+    match figures(segment) {
+        Ok(figures) => Ok(Some(figures)),
+        Err(error) => match error.root_cause().downcast_ref::<Errno>() {
+            Some(Errno::EINVAL | Errno::EIDRM) => Ok(None),
+            _ => Err(error),
+        },
+    }
+}
+
+/// Waits (at most 2 s) until every child of this process has settled:
+/// asleep (`S` in `/proc/PID/stat`, blocked in a system call such as a
+/// `read`) or ended (`Z`). Then what the children did right after `fork`
+/// shows in the figures, whichever process the scheduler ran first.
+fn settle_children() {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut nap = Duration::from_millis(1);
+    while !children_states(getpid())
+        .iter()
+        .all(|&s| s == 'S' || s == 'Z')
+    {
+        if Instant::now() >= deadline {
+            return;
+        }
+        thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The states of the processes whose parent is `parent`, from `/proc`.
+fn children_states(parent: Pid) -> Vec<char> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses.
+            let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid: i32 = fields.next()?.parse().ok()?;
+            (ppid == parent.as_raw()).then_some(state)
+        })
+        .collect()
+}
+// ANCHOR_END: settle
 
 // ANCHOR: print_lifecycle
 /// Prints one row per step. Pids appear as who they are: this process, or

@@ -20,6 +20,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
@@ -128,28 +129,39 @@ pub enum Step {
     Detached,
 }
 
-/// Walks a segment through its life and records its figures after each
-/// [`Step`], in order (use [`figures`]):
+/// Walks a segment through its life, calling `record(step, segment)` after
+/// each [`Step`], in order. The command line passes a `record` that reads
+/// the segment's figures (with your [`figures`]) and prints them as a table.
 ///
 /// 1. [`create`] a segment of `size` bytes, mode 0600 (`Created`);
 /// 2. attach it read-write (`Attached`);
 /// 3. make a pipe, then fork a child. The child shares the attachment: it
 ///    drops its copy of the pipe's write end, waits for end-of-file on the
 ///    read end, then detaches (`shmdt`, with `Attachment::detach`) and
-///    `_exit(0)`s. The parent records `Forked` at once (the child cannot
-///    have detached yet), then closes its write end, reaps the child and
-///    records `ChildDetached`;
+///    `_exit(0)`s. The parent records `Forked` at once: the child cannot
+///    have detached yet, since it waits for the parent. Then the parent
+///    closes its write end, reaps the child and records `ChildDetached`;
 /// 4. fork a second child that `_exit(0)`s at once, without detaching:
 ///    exit detaches for it. Reap it, record `ChildExited`;
 /// 5. `remove` (`IPC_RMID`) while still attached: the segment stays, with
 ///    its key released (`MarkedForRemoval`);
-/// 6. detach: the last attachment is gone, and so is the segment.
-///    `IPC_STAT` now fails (`EINVAL`): record `Detached` with `None`.
+/// 6. detach: the last attachment is gone, and so is the segment. Record
+///    `Detached` (the recorder finds that `IPC_STAT` now fails).
 ///
-/// Every other step has `Some(figures)`. On an error, remove the segment
-/// before returning it.
-pub fn lifecycle(key_file: &Path, size: usize) -> anyhow::Result<Vec<(Step, Option<Figures>)>> {
-    // TODO(2): create, attach, fork twice, IPC_RMID, detach; figures each time.
+/// Before it reads the figures at `Forked`, the command line's `record`
+/// waits until every child of this process has settled, asleep in a
+/// system call or ended: whichever process the scheduler ran first, a
+/// child that detaches without waiting for the parent has done so by then,
+/// and the figures show it.
+///
+/// An error from `record` ends the walk: return it. On any error, remove
+/// the segment before returning.
+pub fn lifecycle(
+    key_file: &Path,
+    size: usize,
+    record: &mut impl FnMut(Step, Segment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    // TODO(2): create, attach, fork twice, IPC_RMID, detach; record each step.
     todo!("TODO(2): lifecycle")
 }
 // ANCHOR_END: lifecycle
@@ -166,22 +178,23 @@ pub struct ReadOnly {
     pub after: String,
 }
 
-/// The text the parent writes and the child reads.
+/// The text the parent writes and the child reads, unless told otherwise.
 pub const MESSAGE: &str = "written by the parent";
 
 /// Shows that `SHM_RDONLY` is enforced by the hardware:
 ///
 /// 1. `Segment::create_private(4096, 0o600)`: `IPC_PRIVATE`, no key;
-/// 2. attach it read-write and write [`MESSAGE`] at offset 0;
+/// 2. attach it read-write and write `text` at offset 0 (`EINVAL` from
+///    `write_at` if it is longer than the segment);
 /// 3. fork. The **child** detaches the attachment it inherited, attaches
-///    again with `SHM_RDONLY`, reads `MESSAGE.len()` bytes, prints
+///    again with `SHM_RDONLY`, reads `text.len()` bytes, prints
 ///    `child: read "TEXT" through SHM_RDONLY`, then `child: writing through
 ///    it`, flushing after each line, and writes one byte at offset 0. That
 ///    store kills it with `SIGSEGV`; should it not, it prints `child: the
 ///    write went through` and `_exit(0)`s;
 /// 4. the **parent** reaps the child, reads the text back, detaches, and
 ///    removes the segment (also when something failed in between).
-pub fn read_only() -> anyhow::Result<ReadOnly> {
+pub fn read_only(text: &str) -> anyhow::Result<ReadOnly> {
     // TODO(3): private segment, fork, SHM_RDONLY in the child, reap, remove.
     todo!("TODO(3): read_only")
 }
@@ -199,6 +212,10 @@ pub const FULL: u16 = 1;
 /// in little-endian order; the data follows. A chunk of length 0 means
 /// "end of file".
 pub const HEADER: usize = 8;
+
+/// How long a writer or a reader waits on a semaphore before it asks
+/// whether the other side is still there.
+pub const PATIENCE: Duration = Duration::from_millis(100);
 
 /// What [`send`] sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,9 +237,20 @@ pub struct Sent {
 ///   bytes at `HEADER`, V on [`FULL`];
 /// * at end of input, send an empty chunk (length 0) the same way.
 ///
+/// A semaphore knows nothing of the process that should give it back: if
+/// the reader dies, a plain P on `EMPTY` sleeps for ever. So take `EMPTY`
+/// with `sems.p_timeout(EMPTY, PATIENCE)` (`semtimedop`), and each time
+/// the time runs out, ask `reader_alive()`; once it says no, fail with
+/// `the reader is gone`.
+///
 /// If reading `input` fails, still send the empty chunk (the reader would
 /// otherwise wait for ever), then return the error.
-pub fn send(segment: &Attachment, sems: Semaphores, input: &mut impl Read) -> anyhow::Result<Sent> {
+pub fn send(
+    segment: &Attachment,
+    sems: Semaphores,
+    input: &mut impl Read,
+    reader_alive: &mut impl FnMut() -> bool,
+) -> anyhow::Result<Sent> {
     // TODO(4): P(EMPTY), length + bytes, V(FULL); an empty chunk at the end.
     todo!("TODO(4): send")
 }
@@ -232,12 +260,17 @@ pub fn send(segment: &Attachment, sems: Semaphores, input: &mut impl Read) -> an
 /// `output`; stop after the empty chunk. Returns the number of bytes
 /// received. A length larger than the segment holds is an error.
 ///
+/// Take `FULL` as the writer takes `EMPTY`: `p_timeout` with [`PATIENCE`],
+/// asking `writer_alive()` each time the time runs out, and failing with
+/// `the writer is gone` once it says no.
+///
 /// If writing `output` fails, keep taking chunks until the empty one (so
 /// that the writer is not left waiting), then return the error.
 pub fn receive(
     segment: &Attachment,
     sems: Semaphores,
     output: &mut impl Write,
+    writer_alive: &mut impl FnMut() -> bool,
 ) -> anyhow::Result<u64> {
     // TODO(4): P(FULL), length + bytes, V(EMPTY), write; until length 0.
     todo!("TODO(4): receive")
@@ -256,8 +289,16 @@ pub fn receive(
 /// 3. fork: the child runs [`receive`] into `output` and `_exit`s (0, or 1
 ///    after printing the error); the parent runs [`send`] from `input`,
 ///    then reaps the child;
-/// 4. detach, remove the semaphores and the segment, on every path;
-/// 5. a child that did not exit with 0 is an error.
+/// 4. each side asks whether the other is still there. The reader: its
+///    parent, the writer, is alive while `getppid()` is still the writer's
+///    pid (a child whose parent dies gets a new one). The writer: the
+///    reader is alive while `waitid(P_PID, reader, WEXITED | WNOHANG |
+///    WNOWAIT)` finds it has not ended; `WNOWAIT` looks without reaping,
+///    so that the `waitpid` of step 3 still collects it. If the reader dies
+///    (killed, say), `send` fails, and `copy` reaps it and says how it
+///    ended: `the reader was killed by SIGKILL`;
+/// 5. detach, remove the semaphores and the segment, on every path;
+/// 6. a child that did not exit with 0 is an error.
 pub fn copy(
     key_file: &Path,
     input: &Path,

@@ -9,15 +9,17 @@
 //! Why this part is given rather than a TODO: `shmat` returns a raw pointer
 //! into memory that other processes change behind the compiler's back.
 //! Turning it into safe Rust (never handing out a `&[u8]` or `&mut [u8]`
-//! into the segment, checking every offset, detaching exactly once) is
-//! subtle, and a mistake there is undefined behaviour, not a lesson about
-//! shared memory. [`Attachment`] does it once: it copies bytes in and out
-//! with bounds checks, and `shmdt`s when dropped.
+//! into the segment, copying with volatile accesses, checking every
+//! offset, accepting only the `shmat` flags that cannot unmap anything,
+//! detaching exactly once) is subtle, and a mistake there is undefined
+//! behaviour, not a lesson about shared memory. [`Attachment`] does it
+//! once, and every function here is sound whatever its arguments.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use libc::c_int;
 use nix::errno::Errno;
@@ -81,9 +83,10 @@ impl Segment {
     /// `shmget(key, size, 0)`: opens the segment `key` already names. `size`
     /// is the least the caller needs: 0 accepts any segment.
     ///
-    /// Errors: `ENOENT` (no segment for this key); `EINVAL` (the segment is
-    /// smaller than `size`); `EIDRM` (it is being removed). Permissions are
-    /// checked later, by `shmat` and `shmctl`.
+    /// Errors: `ENOENT` (no segment for this key: never made, or marked
+    /// for removal, which releases the key at once); `EINVAL` (the segment
+    /// is smaller than `size`). Permissions are checked later, by `shmat`
+    /// and `shmctl`.
     pub fn open(key: Key, size: usize) -> nix::Result<Segment> {
         Self::get(key, size, 0)
     }
@@ -111,7 +114,8 @@ impl Segment {
     /// Raises `shm_nattch` by one and sets `shm_atime` and `shm_lpid`.
     ///
     /// Errors: `EACCES` (no read, or no write, permission); `EINVAL` (no
-    /// such segment); `EIDRM` (removed); `ENOMEM` (no address space left).
+    /// such segment, or a flag other than `SHM_RDONLY` and `SHM_RND`);
+    /// `EIDRM` (removed); `ENOMEM` (no address space left).
     pub fn attach(self, flags: c_int) -> nix::Result<Attachment> {
         self.attach_at(0, flags)
     }
@@ -120,19 +124,33 @@ impl Segment {
     /// mapped exactly at `addr`, which must be a multiple of `SHMLBA` (the
     /// page size on most machines) unless `flags` has `SHM_RND`, which
     /// rounds `addr` down to one. An unaligned `addr` without `SHM_RND`
-    /// fails with `EINVAL`.
+    /// fails with `EINVAL`, and so does an address where something is
+    /// mapped already.
+    ///
+    /// `flags` may hold `SHM_RDONLY` and `SHM_RND`, nothing else (`EINVAL`
+    /// before any system call). `SHM_REMAP`, above all, stays out: it makes
+    /// `shmat` replace whatever is mapped at `addr` (the heap, a stack, this
+    /// program's code) without a word, which no safe function may allow.
     pub fn attach_at(self, addr: usize, flags: c_int) -> nix::Result<Attachment> {
-        let len = self.stat()?.shm_segsz;
-        // SAFETY: shmat maps new memory (or fails); with a non-null address
-        // and no SHM_REMAP it never replaces an existing mapping.
+        if flags & !(libc::SHM_RDONLY | libc::SHM_RND) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: without SHM_REMAP, shmat only maps the segment where
+        // nothing is mapped yet (or fails): no memory of this process changes.
         let at = unsafe { libc::shmat(self.id, addr as *const libc::c_void, flags) };
         if at as isize == -1 {
             return Err(Errno::last());
         }
-        Ok(Attachment {
+        let mut attachment = Attachment {
             addr: at.cast(),
-            len,
-        })
+            len: 0,
+            writable: flags & libc::SHM_RDONLY == 0,
+        };
+        // Sized only now: while we are attached, the identifier cannot
+        // name another segment, so this is the size of the one we mapped.
+        // (If IPC_STAT fails, dropping `attachment` detaches it again.)
+        attachment.len = self.stat()?.shm_segsz;
+        Ok(attachment)
     }
     // ANCHOR_END: shmat
 
@@ -165,8 +183,11 @@ impl Segment {
     }
 
     /// `shmctl(shmid, SHM_LOCK, NULL)`: keeps the segment's pages in RAM,
-    /// never swapped out. Needs `CAP_IPC_LOCK`, or a `RLIMIT_MEMLOCK`
-    /// (`ulimit -l`) large enough for it (`ENOMEM` otherwise).
+    /// never swapped out. It does not bring them in: a page is resident
+    /// once a process touches it, and stays so while the lock holds. Needs
+    /// `CAP_IPC_LOCK`, or an `RLIMIT_MEMLOCK` (`ulimit -l`) that covers
+    /// this segment and every other one locked by the same (real) user
+    /// (`ENOMEM` otherwise).
     pub fn lock(self) -> nix::Result<()> {
         self.ctl(libc::SHM_LOCK)
     }
@@ -190,7 +211,9 @@ impl Segment {
 /// Bytes go in and out by copy ([`Attachment::read_at`],
 /// [`Attachment::write_at`]): other processes may change the memory at any
 /// time, so no Rust reference into it is ever handed out. Copy only when
-/// your protocol (semaphores, for one) says nobody else is writing.
+/// your protocol (semaphores, for one) says nobody else is writing; if it
+/// is wrong, you copy wrong bytes, never undefined behaviour (see
+/// `read_at`).
 ///
 /// Dropping it calls `shmdt`; [`Attachment::detach`] does the same and
 /// reports errors. A `fork`ed child inherits the mapping at the same
@@ -201,6 +224,7 @@ impl Segment {
 pub struct Attachment {
     addr: *mut u8,
     len: usize,
+    writable: bool,
 }
 
 impl Attachment {
@@ -209,7 +233,7 @@ impl Attachment {
         self.addr as usize
     }
 
-    /// The segment's size (`shm_segsz`) when it was attached.
+    /// The segment's size (`shm_segsz`).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -221,26 +245,54 @@ impl Attachment {
 
     /// Copies `buf.len()` bytes from the segment, starting `offset` bytes in.
     /// `EINVAL` if that runs past the end.
+    ///
+    /// The copy is **volatile**, one byte at a time. The segment is memory
+    /// outside every Rust allocation that another process may store into
+    /// at any moment: a plain copy racing with such a store is a data race,
+    /// undefined behaviour, and a `&[u8]` into it would promise the
+    /// compiler that nothing changes it. A volatile access is the one Rust
+    /// defines for memory like this (see `std::ptr::read_volatile`): it
+    /// happens exactly as written and reads whatever is there. So a
+    /// mistake in the semaphores gives you torn or stale bytes, which the
+    /// tests can see, and never undefined behaviour. (Atomics would do too
+    /// for a read-write mapping, but `AtomicU8::from_ptr` wants memory that
+    /// is valid for writes, which a `SHM_RDONLY` attachment is not.)
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> nix::Result<()> {
         self.check(offset, buf.len())?;
-        // SAFETY: the range lies inside the mapping (checked above), which
-        // stays mapped while `self` lives; `buf` cannot overlap it.
-        unsafe { ptr::copy_nonoverlapping(self.addr.add(offset), buf.as_mut_ptr(), buf.len()) };
+        for (i, byte) in buf.iter_mut().enumerate() {
+            // SAFETY: the byte lies inside the mapping (checked above),
+            // which stays mapped while `self` lives; it is outside every
+            // Rust allocation, and a load from it does not trap.
+            *byte = unsafe { ptr::read_volatile(self.addr.add(offset + i)) };
+        }
         Ok(())
     }
 
     /// Copies `data` into the segment, starting `offset` bytes in. `EINVAL`
-    /// if that runs past the end.
+    /// if that runs past the end. Volatile, byte by byte, as
+    /// [`Attachment::read_at`] explains.
     ///
-    /// The store happens whatever the attachment's flags: through a
-    /// `SHM_RDONLY` attachment, the processor refuses it and the kernel
-    /// kills the process with `SIGSEGV`.
+    /// Through a `SHM_RDONLY` attachment the store is still made, as one
+    /// processor instruction: the page is mapped read-only, the processor
+    /// refuses the store, and the kernel kills the process with `SIGSEGV`
+    /// (task 3 shows it). That store is written in assembly on purpose:
+    /// Rust leaves a trapping volatile store undefined, while the effect of
+    /// an instruction is the processor's to define.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> nix::Result<()> {
         self.check(offset, data.len())?;
-        // SAFETY: as for read_at. Writing through a read-only mapping is not
-        // undefined behaviour here: the hardware traps it, and the process
-        // dies of SIGSEGV before anything is written.
-        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.addr.add(offset), data.len()) };
+        if !self.writable {
+            if let Some(&first) = data.first() {
+                // SAFETY: the byte lies inside the mapping (checked above);
+                // the store faults, and SIGSEGV ends the process.
+                unsafe { store_refused(self.addr.add(offset), first) };
+            }
+            return Err(Errno::EACCES);
+        }
+        for (i, &byte) in data.iter().enumerate() {
+            // SAFETY: as for read_at, on a read-write mapping, where a
+            // store does not trap either.
+            unsafe { ptr::write_volatile(self.addr.add(offset + i), byte) };
+        }
         Ok(())
     }
 
@@ -272,6 +324,48 @@ impl Drop for Attachment {
 }
 // ANCHOR_END: attachment
 
+/// One store of `byte` at `addr`, in assembly, for a page mapped read-only:
+/// the processor faults, and the kernel sends `SIGSEGV`.
+///
+/// # Safety
+///
+/// `addr` must lie inside a mapping of this process that no Rust
+/// allocation overlaps.
+#[cfg(target_arch = "x86_64")]
+unsafe fn store_refused(addr: *mut u8, byte: u8) {
+    // SAFETY: the caller's promise; the instruction writes one byte there.
+    unsafe {
+        std::arch::asm!("mov byte ptr [{addr}], {byte}", addr = in(reg) addr,
+            byte = in(reg_byte) byte, options(nostack, preserves_flags));
+    }
+}
+
+/// See the x86-64 version.
+///
+/// # Safety
+///
+/// As for the x86-64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn store_refused(addr: *mut u8, byte: u8) {
+    // SAFETY: the caller's promise; the instruction writes one byte there.
+    unsafe {
+        std::arch::asm!("strb {byte:w}, [{addr}]", addr = in(reg) addr,
+            byte = in(reg) u32::from(byte), options(nostack, preserves_flags));
+    }
+}
+
+/// On other processors the store is not attempted: the process raises the
+/// `SIGSEGV` the processor would have caused.
+///
+/// # Safety
+///
+/// None needed; `unsafe` only to match the other versions.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn store_refused(_addr: *mut u8, _byte: u8) {
+    // SAFETY: raise(2) takes no pointers.
+    unsafe { libc::raise(libc::SIGSEGV) };
+}
+
 /// The fourth argument of `semctl` (see chapter 06), reduced to what
 /// `SETVAL` needs; the pointer member gives it the size and passing
 /// convention of the full union.
@@ -282,11 +376,22 @@ union semun {
     array: *mut libc::c_ushort,
 }
 
+unsafe extern "C" {
+    /// `semtimedop(2)`: glibc has it, the libc crate does not declare it.
+    fn semtimedop(
+        semid: c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> c_int;
+}
+
 // ANCHOR: semaphores
 /// A small System V semaphore set, as chapter 06 built it: created with
-/// `IPC_EXCL` and given its values, opened, P and V (retried after
-/// `EINTR`), removed. No `SEM_UNDO`: in this lab one process does the P
-/// and another the V, so per-process adjustments would not cancel out.
+/// `IPC_EXCL` and given its values, opened, P (with or without a time
+/// limit) and V, each retried after `EINTR`, removed. No `SEM_UNDO`: in
+/// this lab one process does the P and another the V, so per-process
+/// adjustments would not cancel out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Semaphores {
     id: c_int,
@@ -316,14 +421,30 @@ impl Semaphores {
         Ok(set)
     }
 
+    /// `semget(key, 0, 0)`: the set `key` already names (`ENOENT` if none).
+    pub fn open(key: Key) -> nix::Result<Semaphores> {
+        // SAFETY: semget takes plain integers.
+        let id = unsafe { libc::semget(key, 0, 0) };
+        Ok(Semaphores {
+            id: Errno::result(id)?,
+        })
+    }
+
     /// P on semaphore `num`: take one, sleeping while it is 0.
     pub fn p(self, num: u16) -> nix::Result<()> {
-        self.op(num, -1)
+        self.op(num, -1, None).map(drop)
+    }
+
+    /// P on semaphore `num` that sleeps at most `limit` (`semtimedop`):
+    /// `Ok(true)` if it took one, `Ok(false)` if the time ran out first
+    /// (`EAGAIN`; nothing was taken).
+    pub fn p_timeout(self, num: u16, limit: Duration) -> nix::Result<bool> {
+        self.op(num, -1, Some(Instant::now() + limit))
     }
 
     /// V on semaphore `num`: give one back.
     pub fn v(self, num: u16) -> nix::Result<()> {
-        self.op(num, 1)
+        self.op(num, 1, None).map(drop)
     }
 
     /// `semctl(semid, 0, IPC_RMID)`: removes the set at once.
@@ -332,17 +453,34 @@ impl Semaphores {
         Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) }).map(drop)
     }
 
-    fn op(self, num: u16, delta: i16) -> nix::Result<()> {
+    /// One `semop` (or `semtimedop` until `deadline`), retried after
+    /// `EINTR` with the time that is left. `Ok(false)`: the time ran out.
+    fn op(self, num: u16, delta: i16, deadline: Option<Instant>) -> nix::Result<bool> {
         let mut op = libc::sembuf {
             sem_num: num,
             sem_op: delta,
             sem_flg: 0,
         };
         loop {
-            // SAFETY: one valid sembuf, which the kernel only reads.
-            match Errno::result(unsafe { libc::semop(self.id, &mut op, 1) }) {
+            let result = match deadline {
+                // SAFETY: one valid sembuf, which the kernel only reads.
+                None => unsafe { libc::semop(self.id, &mut op, 1) },
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let timeout = libc::timespec {
+                        tv_sec: libc::time_t::try_from(left.as_secs())
+                            .map_err(|_| Errno::EINVAL)?,
+                        tv_nsec: left.subsec_nanos().into(),
+                    };
+                    // SAFETY: as for semop; `timeout` is valid for the call.
+                    unsafe { semtimedop(self.id, &mut op, 1, &timeout) }
+                }
+            };
+            match Errno::result(result) {
+                Ok(_) => return Ok(true),
                 Err(Errno::EINTR) => continue,
-                result => return result.map(drop),
+                Err(Errno::EAGAIN) if deadline.is_some() => return Ok(false),
+                Err(errno) => return Err(errno),
             }
         }
     }

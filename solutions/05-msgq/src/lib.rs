@@ -109,7 +109,9 @@ pub fn ftok(path: &Path, proj_id: u8) -> Result<Key, Errno> {
 ///   bits (`0o200`, say) ask for that access now: `EACCES` if the queue's
 ///   mode denies it.
 /// * `IPC_CREAT | 0o600`: create the queue with mode 0600 if none exists,
-///   else open the existing one (and ignore the mode).
+///   else open the existing one. Its mode stays as it is, and the bits
+///   given are checked against it as above: `EACCES` if it denies any of
+///   them.
 /// * `IPC_CREAT | IPC_EXCL | 0o600`: create it, or fail with `EEXIST`.
 /// * With [`Key::PRIVATE`]: a new queue every time.
 ///
@@ -141,15 +143,19 @@ pub fn msgctl_rmid(id: Msqid) -> Result<(), Errno> {
 /// of `mtext`, the text; pass its address and `text.len()` as `msgsz`.
 /// `flags` is 0 or `IPC_NOWAIT`.
 ///
-/// Without `IPC_NOWAIT`, a full queue (the new text would take it over
-/// `msg_qbytes` bytes) makes the call wait until there is room, until the
-/// queue is removed (`EIDRM`), or until a signal handler runs (`EINTR`:
-/// `msgsnd` is never restarted after a handler, `SA_RESTART` or not).
+/// A message is exactly as long as its text, 0 to `msgmax` bytes. Without
+/// `IPC_NOWAIT`, a full queue makes the call wait until there is room,
+/// until the queue is removed (`EIDRM`), or until a signal handler runs
+/// (`EINTR`: `msgsnd` is never restarted after a handler, `SA_RESTART` or
+/// not). Linux calls a queue full when the new text would take it over
+/// `msg_qbytes` bytes, or the new message would take it over `msg_qbytes`
+/// *messages*: even messages of 0 bytes fill a queue. A kernel short of
+/// memory for the copy is no reason to wait: `ENOMEM` at once.
 ///
 /// Errors: `EAGAIN` (full, with `IPC_NOWAIT`), `EINVAL` (`mtype` below 1,
 /// text longer than `msgmax`, no such queue), `EACCES` (no write
-/// permission), `EIDRM`, `EINTR`. A text longer than [`MAX_TEXT`] is
-/// `EINVAL` too, found before any system call.
+/// permission), `EIDRM`, `EINTR`, `ENOMEM`. A text longer than
+/// [`MAX_TEXT`] is `EINVAL` too, found before any system call.
 pub fn msgsnd(id: Msqid, mtype: c_long, text: &[u8], flags: c_int) -> Result<(), Errno> {
     if text.len() > MAX_TEXT {
         return Err(Errno::EINVAL);
@@ -272,9 +278,12 @@ pub fn set_max_bytes(id: Msqid, bytes: libc::msglen_t) -> Result<libc::msglen_t,
 ///    `Drop` calls [`msgctl_rmid`] does this well.
 ///
 /// A System V queue cannot be polled, and `msgrcv` has no timeout. The
-/// command line arms a timer instead: when it expires, `SIGALRM` interrupts
-/// `msgrcv`, which fails with `EINTR`. Fail then with
-/// `no reply from the server before the time limit`.
+/// command line arms a timer instead: once it expires, `SIGALRM` comes
+/// every 20 ms, and the first one that finds `msgrcv` waiting makes it
+/// fail with `EINTR` (a single alarm that came just before `msgrcv`
+/// started would be lost, and the client would wait for ever: see the
+/// chapter). Treat `EINTR` from `msgrcv` as the end: fail with
+/// `no reply from the server before the time limit`, never call again.
 pub fn request(
     server_key: Key,
     request_type: c_long,

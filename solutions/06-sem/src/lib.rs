@@ -243,14 +243,21 @@ fn run_workers(file: &File, lock: Option<SemSet>, procs: u16, times: u32) -> any
             }
         }
     }
+    // Reap every worker, even after a failed wait: none may be left behind.
     let mut failed = 0;
+    let mut wait_error = None;
     for worker in workers {
-        if !matches!(wait_for(worker)?, WaitStatus::Exited(_, 0)) {
-            failed += 1;
+        match wait_for(worker) {
+            Ok(WaitStatus::Exited(_, 0)) => {}
+            Ok(_) => failed += 1,
+            Err(error) => wait_error = wait_error.or(Some(error)),
         }
     }
     if let Some(errno) = fork_error {
         return Err(errno).context("fork a worker");
+    }
+    if let Some(error) = wait_error {
+        return Err(error);
     }
     if failed > 0 {
         bail!("{failed} worker(s) failed");

@@ -8,11 +8,12 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::errno::Errno;
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, pipe};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, pipe};
 
 use self::sysv::{Attachment, Segment, Semaphores};
 
@@ -137,34 +138,45 @@ pub enum Step {
     Detached,
 }
 
-/// Walks a segment through its life and records its figures after each
-/// [`Step`], in order (use [`figures`]):
+/// Walks a segment through its life, calling `record(step, segment)` after
+/// each [`Step`], in order. The command line passes a `record` that reads
+/// the segment's figures (with your [`figures`]) and prints them as a table.
 ///
 /// 1. [`create`] a segment of `size` bytes, mode 0600 (`Created`);
 /// 2. attach it read-write (`Attached`);
 /// 3. make a pipe, then fork a child. The child shares the attachment: it
 ///    drops its copy of the pipe's write end, waits for end-of-file on the
 ///    read end, then detaches (`shmdt`, with `Attachment::detach`) and
-///    `_exit(0)`s. The parent records `Forked` at once (the child cannot
-///    have detached yet), then closes its write end, reaps the child and
-///    records `ChildDetached`;
+///    `_exit(0)`s. The parent records `Forked` at once: the child cannot
+///    have detached yet, since it waits for the parent. Then the parent
+///    closes its write end, reaps the child and records `ChildDetached`;
 /// 4. fork a second child that `_exit(0)`s at once, without detaching:
 ///    exit detaches for it. Reap it, record `ChildExited`;
 /// 5. `remove` (`IPC_RMID`) while still attached: the segment stays, with
 ///    its key released (`MarkedForRemoval`);
-/// 6. detach: the last attachment is gone, and so is the segment.
-///    `IPC_STAT` now fails (`EINVAL`): record `Detached` with `None`.
+/// 6. detach: the last attachment is gone, and so is the segment. Record
+///    `Detached` (the recorder finds that `IPC_STAT` now fails).
 ///
-/// Every other step has `Some(figures)`. On an error, remove the segment
-/// before returning it.
-pub fn lifecycle(key_file: &Path, size: usize) -> anyhow::Result<Vec<(Step, Option<Figures>)>> {
+/// Before it reads the figures at `Forked`, the command line's `record`
+/// waits until every child of this process has settled, asleep in a
+/// system call or ended: whichever process the scheduler ran first, a
+/// child that detaches without waiting for the parent has done so by then,
+/// and the figures show it.
+///
+/// An error from `record` ends the walk: return it. On any error, remove
+/// the segment before returning.
+pub fn lifecycle(
+    key_file: &Path,
+    size: usize,
+    record: &mut impl FnMut(Step, Segment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let segment = create(key_file, size, 0o600)?;
-    let steps = walk(segment);
-    if steps.is_err() {
+    let walked = walk(segment, record);
+    if walked.is_err() {
         // Harmless if the walk got as far as IPC_RMID: EINVAL, ignored.
         let _ = segment.remove();
     }
-    steps
+    walked
 }
 
 /// What [`read_only`] saw.
@@ -178,24 +190,25 @@ pub struct ReadOnly {
     pub after: String,
 }
 
-/// The text the parent writes and the child reads.
+/// The text the parent writes and the child reads, unless told otherwise.
 pub const MESSAGE: &str = "written by the parent";
 
 /// Shows that `SHM_RDONLY` is enforced by the hardware:
 ///
 /// 1. `Segment::create_private(4096, 0o600)`: `IPC_PRIVATE`, no key;
-/// 2. attach it read-write and write [`MESSAGE`] at offset 0;
+/// 2. attach it read-write and write `text` at offset 0 (`EINVAL` from
+///    `write_at` if it is longer than the segment);
 /// 3. fork. The **child** detaches the attachment it inherited, attaches
-///    again with `SHM_RDONLY`, reads `MESSAGE.len()` bytes, prints
+///    again with `SHM_RDONLY`, reads `text.len()` bytes, prints
 ///    `child: read "TEXT" through SHM_RDONLY`, then `child: writing through
 ///    it`, flushing after each line, and writes one byte at offset 0. That
 ///    store kills it with `SIGSEGV`; should it not, it prints `child: the
 ///    write went through` and `_exit(0)`s;
 /// 4. the **parent** reaps the child, reads the text back, detaches, and
 ///    removes the segment (also when something failed in between).
-pub fn read_only() -> anyhow::Result<ReadOnly> {
+pub fn read_only(text: &str) -> anyhow::Result<ReadOnly> {
     let segment = Segment::create_private(4096, 0o600).context("shmget(IPC_PRIVATE)")?;
-    let seen = read_only_in(segment);
+    let seen = read_only_in(segment, text);
     // Removed on every path: nothing else knows this segment's identifier.
     let removed = segment.remove().context("IPC_RMID");
     let seen = seen?;
@@ -214,6 +227,10 @@ pub const FULL: u16 = 1;
 /// in little-endian order; the data follows. A chunk of length 0 means
 /// "end of file".
 pub const HEADER: usize = 8;
+
+/// How long a writer or a reader waits on a semaphore before it asks
+/// whether the other side is still there.
+pub const PATIENCE: Duration = Duration::from_millis(100);
 
 /// What [`send`] sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,9 +252,20 @@ pub struct Sent {
 ///   bytes at `HEADER`, V on [`FULL`];
 /// * at end of input, send an empty chunk (length 0) the same way.
 ///
+/// A semaphore knows nothing of the process that should give it back: if
+/// the reader dies, a plain P on `EMPTY` sleeps for ever. So take `EMPTY`
+/// with `sems.p_timeout(EMPTY, PATIENCE)` (`semtimedop`), and each time
+/// the time runs out, ask `reader_alive()`; once it says no, fail with
+/// `the reader is gone`.
+///
 /// If reading `input` fails, still send the empty chunk (the reader would
 /// otherwise wait for ever), then return the error.
-pub fn send(segment: &Attachment, sems: Semaphores, input: &mut impl Read) -> anyhow::Result<Sent> {
+pub fn send(
+    segment: &Attachment,
+    sems: Semaphores,
+    input: &mut impl Read,
+    reader_alive: &mut impl FnMut() -> bool,
+) -> anyhow::Result<Sent> {
     let mut chunk = vec![0; capacity(segment)?];
     let mut sent = Sent {
         bytes: 0,
@@ -248,11 +276,11 @@ pub fn send(segment: &Attachment, sems: Semaphores, input: &mut impl Read) -> an
             Ok(filled) => filled,
             Err(error) => {
                 // Tell the reader the transfer is over before giving up.
-                put_chunk(segment, sems, &[])?;
+                put_chunk(segment, sems, &[], reader_alive)?;
                 return Err(error).context("read the input");
             }
         };
-        put_chunk(segment, sems, &chunk[..filled])?;
+        put_chunk(segment, sems, &chunk[..filled], reader_alive)?;
         if filled == 0 {
             return Ok(sent);
         }
@@ -266,19 +294,24 @@ pub fn send(segment: &Attachment, sems: Semaphores, input: &mut impl Read) -> an
 /// `output`; stop after the empty chunk. Returns the number of bytes
 /// received. A length larger than the segment holds is an error.
 ///
+/// Take `FULL` as the writer takes `EMPTY`: `p_timeout` with [`PATIENCE`],
+/// asking `writer_alive()` each time the time runs out, and failing with
+/// `the writer is gone` once it says no.
+///
 /// If writing `output` fails, keep taking chunks until the empty one (so
 /// that the writer is not left waiting), then return the error.
 pub fn receive(
     segment: &Attachment,
     sems: Semaphores,
     output: &mut impl Write,
+    writer_alive: &mut impl FnMut() -> bool,
 ) -> anyhow::Result<u64> {
     let capacity = capacity(segment)?;
     let mut chunk = vec![0; capacity];
     let mut received = 0u64;
     let mut write_error = None;
     loop {
-        sems.p(FULL).context("P(FULL)")?;
+        take_turn(sems, FULL, writer_alive).context("the writer is gone")?;
         let mut header = [0u8; HEADER];
         segment.read_at(0, &mut header).context("read the length")?;
         let length = usize::try_from(u64::from_le_bytes(header))
@@ -321,8 +354,16 @@ pub fn receive(
 /// 3. fork: the child runs [`receive`] into `output` and `_exit`s (0, or 1
 ///    after printing the error); the parent runs [`send`] from `input`,
 ///    then reaps the child;
-/// 4. detach, remove the semaphores and the segment, on every path;
-/// 5. a child that did not exit with 0 is an error.
+/// 4. each side asks whether the other is still there. The reader: its
+///    parent, the writer, is alive while `getppid()` is still the writer's
+///    pid (a child whose parent dies gets a new one). The writer: the
+///    reader is alive while `waitid(P_PID, reader, WEXITED | WNOHANG |
+///    WNOWAIT)` finds it has not ended; `WNOWAIT` looks without reaping,
+///    so that the `waitpid` of step 3 still collects it. If the reader dies
+///    (killed, say), `send` fails, and `copy` reaps it and says how it
+///    ended: `the reader was killed by SIGKILL`;
+/// 5. detach, remove the semaphores and the segment, on every path;
+/// 6. a child that did not exit with 0 is an error.
 pub fn copy(
     key_file: &Path,
     input: &Path,
@@ -350,10 +391,13 @@ pub fn copy(
 }
 
 /// Steps 2 to 6 of [`lifecycle`], on a segment already created.
-fn walk(segment: Segment) -> anyhow::Result<Vec<(Step, Option<Figures>)>> {
-    let mut steps = vec![(Step::Created, Some(figures(segment)?))];
+fn walk(
+    segment: Segment,
+    record: &mut impl FnMut(Step, Segment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    record(Step::Created, segment)?;
     let attachment = segment.attach(0).context("shmat")?;
-    steps.push((Step::Attached, Some(figures(segment)?)));
+    record(Step::Attached, segment)?;
 
     // The child may detach only after the parent has looked: it waits for
     // end-of-file on a pipe, which comes when the parent closes its end.
@@ -370,11 +414,11 @@ fn walk(segment: Segment) -> anyhow::Result<Vec<(Step, Option<Figures>)>> {
         ForkResult::Parent { child } => child,
     };
     drop(go_read);
-    let forked = figures(segment);
+    let forked = record(Step::Forked, segment);
     drop(go_write);
     reap(child)?;
-    steps.push((Step::Forked, Some(forked?)));
-    steps.push((Step::ChildDetached, Some(figures(segment)?)));
+    forked?;
+    record(Step::ChildDetached, segment)?;
 
     // SAFETY: single-threaded; the child only calls _exit.
     let child = match unsafe { fork() }.context("fork")? {
@@ -383,24 +427,19 @@ fn walk(segment: Segment) -> anyhow::Result<Vec<(Step, Option<Figures>)>> {
         ForkResult::Parent { child } => child,
     };
     reap(child)?;
-    steps.push((Step::ChildExited, Some(figures(segment)?)));
+    record(Step::ChildExited, segment)?;
 
     segment.remove().context("IPC_RMID")?;
-    steps.push((Step::MarkedForRemoval, Some(figures(segment)?)));
+    record(Step::MarkedForRemoval, segment)?;
     attachment.detach().context("shmdt")?;
-    match segment.stat() {
-        Err(Errno::EINVAL | Errno::EIDRM) => steps.push((Step::Detached, None)),
-        Ok(_) => bail!("the segment is still there after its last shmdt"),
-        Err(errno) => return Err(errno).context("IPC_STAT"),
-    }
-    Ok(steps)
+    record(Step::Detached, segment)
 }
 
 /// The body of [`read_only`], on a segment already created.
-fn read_only_in(segment: Segment) -> anyhow::Result<ReadOnly> {
+fn read_only_in(segment: Segment, text: &str) -> anyhow::Result<ReadOnly> {
     let attachment = segment.attach(0).context("shmat")?;
     attachment
-        .write_at(0, MESSAGE.as_bytes())
+        .write_at(0, text.as_bytes())
         .context("write the message")?;
     // SAFETY: single-threaded; the child attaches, prints and _exits (or
     // dies of SIGSEGV).
@@ -409,13 +448,13 @@ fn read_only_in(segment: Segment) -> anyhow::Result<ReadOnly> {
             // Not needed, but it leaves the child one way in: read-only.
             let detached = attachment.detach().context("shmdt");
             exit_child(report_child_error(
-                detached.and_then(|()| write_read_only(segment)),
+                detached.and_then(|()| write_read_only(segment, text.len())),
             ))
         }
         ForkResult::Parent { child } => child,
     };
     let status = wait_for(child)?;
-    let mut after = vec![0; MESSAGE.len()];
+    let mut after = vec![0; text.len()];
     attachment
         .read_at(0, &mut after)
         .context("read the message back")?;
@@ -427,13 +466,13 @@ fn read_only_in(segment: Segment) -> anyhow::Result<ReadOnly> {
     })
 }
 
-/// The child of [`read_only`]: attach with `SHM_RDONLY`, read, then try
-/// to write.
-fn write_read_only(segment: Segment) -> anyhow::Result<()> {
+/// The child of [`read_only`]: attach with `SHM_RDONLY`, read `len`
+/// bytes, then try to write.
+fn write_read_only(segment: Segment, len: usize) -> anyhow::Result<()> {
     let view = segment
         .attach(libc::SHM_RDONLY)
         .context("shmat(SHM_RDONLY)")?;
-    let mut text = vec![0; MESSAGE.len()];
+    let mut text = vec![0; len];
     view.read_at(0, &mut text).context("read")?;
     let mut out = io::stdout().lock();
     writeln!(
@@ -459,23 +498,41 @@ fn transfer(
     mut output: File,
 ) -> anyhow::Result<Sent> {
     let attachment = segment.attach(0).context("shmat")?;
+    let writer = getpid();
     // SAFETY: single-threaded; the child receives, then calls _exit.
     let reader = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            let received = receive(&attachment, sems, &mut output).map(drop);
-            exit_child(report_child_error(received))
+            // A child whose parent dies is given another one.
+            let received = receive(&attachment, sems, &mut output, &mut || getppid() == writer);
+            exit_child(report_child_error(received.map(drop)))
         }
         ForkResult::Parent { child } => child,
     };
     drop(output);
-    let sent = send(&attachment, sems, input);
+    let sent = send(&attachment, sems, input, &mut || has_not_ended(reader));
     let status = wait_for(reader)?;
-    let sent = sent?;
     if !matches!(status, WaitStatus::Exited(_, 0)) {
-        bail!("the reader failed: {status:?}");
+        bail!("the reader {}", ending(status));
     }
+    let sent = sent?;
     attachment.detach().context("shmdt")?;
     Ok(sent)
+}
+
+/// Whether `child` is still running: `waitid` with `WNOWAIT` looks at it
+/// without reaping it.
+fn has_not_ended(child: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(waitid(Id::Pid(child), flags), Ok(WaitStatus::StillAlive))
+}
+
+/// "was killed by SIGKILL", "exited with status 1".
+fn ending(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Signaled(_, signal, _) => format!("was killed by {}", signal.as_str()),
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        other => format!("ended: {other:?}"),
+    }
 }
 
 /// Bytes of data a chunk can hold in this segment.
@@ -502,14 +559,40 @@ fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// One chunk, writer's side: wait for an empty segment, fill it, say so.
-fn put_chunk(segment: &Attachment, sems: Semaphores, data: &[u8]) -> anyhow::Result<()> {
-    sems.p(EMPTY).context("P(EMPTY)")?;
+fn put_chunk(
+    segment: &Attachment,
+    sems: Semaphores,
+    data: &[u8],
+    reader_alive: &mut impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    take_turn(sems, EMPTY, reader_alive).context("the reader is gone")?;
     let length = data.len() as u64;
     segment
         .write_at(0, &length.to_le_bytes())
         .context("write the length")?;
     segment.write_at(HEADER, data).context("write the chunk")?;
     sems.v(FULL).context("V(FULL)")
+}
+
+/// P on `num`, in slices of [`PATIENCE`]: after each slice that ran out,
+/// give up (with `ESRCH`, for "no such process") once the other side is
+/// gone.
+fn take_turn(
+    sems: Semaphores,
+    num: u16,
+    other_alive: &mut impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    loop {
+        if sems
+            .p_timeout(num, PATIENCE)
+            .with_context(|| format!("P({num})"))?
+        {
+            return Ok(());
+        }
+        if !other_alive() {
+            return Err(Errno::ESRCH.into());
+        }
+    }
 }
 
 /// `ftok(key_file, proj_id)`, with the file named in the error.

@@ -3,21 +3,25 @@
 //! Each finder returns the leftovers it saw *and* removes them, so the test
 //! can fail with a precise message while the machine stays clean.
 
+use crate::Sandbox;
+use crate::procfs::{self, ProcInfo, SysvKind};
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use crate::Sandbox;
-use crate::procfs::{self, SysvKind};
 
 /// What kind of thing was left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeakKind {
-    /// A process of the program's group still running after it exited.
+    /// A process the program started, still running after it exited.
     RunningProcess,
+    /// A process the program started that left its session or process
+    /// group (`setsid`, `setpgid`, a double fork: a daemon), still running
+    /// after it exited; or a daemon kept by an earlier step
+    /// ([`Cmd::keep_daemons`](crate::Cmd::keep_daemons)) still running
+    /// after a later one.
+    Daemon,
     /// A child that exited but was never waited for.
     Zombie,
     /// A System V object under one of the sandbox's keys.
@@ -30,6 +34,9 @@ pub enum LeakKind {
     PosixQueue,
     /// A FIFO the program created in the sandbox and did not remove.
     Fifo,
+    /// A socket file (made by `bind` on a path) the program left in the
+    /// sandbox.
+    SocketFile,
 }
 
 /// One leftover, with the sentence that tells the student what to call.
@@ -48,6 +55,11 @@ impl Leak {
             LeakKind::RunningProcess => {
                 "every process your program starts must have finished before it exits: \
                  make children exit, and waitpid() for each of them"
+            }
+            LeakKind::Daemon => {
+                "a daemon the program started is still running: stop it before exiting \
+                 (kill() it, then wait until it is gone); leaving the session or process \
+                 group hides a process from Ctrl-C and kill(-pgid), not from the grader"
             }
             LeakKind::Zombie => {
                 "your program exited without waiting for this child, which stayed a zombie: \
@@ -72,6 +84,11 @@ impl Leak {
                  ends, on error paths and on SIGINT/SIGTERM too: a FIFO left on disk makes \
                  the next mkfifo() of that path fail with EEXIST, so the next server cannot start"
             }
+            LeakKind::SocketFile => {
+                "remove the socket file with unlink() (std::fs::remove_file) when the server \
+                 stops, on error paths and on SIGINT/SIGTERM too: closing a socket does not \
+                 remove its name, and the next bind() of that path fails with EADDRINUSE"
+            }
         }
     }
 }
@@ -81,6 +98,7 @@ impl Leak {
     fn noun(&self) -> &'static str {
         match self.kind {
             LeakKind::RunningProcess => "process still running",
+            LeakKind::Daemon => "daemon still running",
             LeakKind::Zombie => "child never waited for",
             LeakKind::Sysv(SysvKind::MessageQueue) => "System V message queue",
             LeakKind::Sysv(SysvKind::SemaphoreSet) => "System V semaphore set",
@@ -89,6 +107,7 @@ impl Leak {
             LeakKind::PosixSemaphore => "POSIX named semaphore",
             LeakKind::PosixQueue => "POSIX message queue",
             LeakKind::Fifo => "FIFO left on disk",
+            LeakKind::SocketFile => "socket file left on disk",
         }
     }
 }
@@ -142,50 +161,73 @@ pub(crate) fn summarize(leaks: &[Leak]) -> Vec<String> {
         .collect()
 }
 
-/// Classifies what is left of process group `pgid` after its leader exited:
-/// zombies reparented to this (subreaper) process were never waited for;
-/// anything else is still running. Then kills and reaps the whole group.
-pub(crate) fn processes(pgid: i32) -> Vec<Leak> {
-    let me = std::process::id() as i32;
-    let leaks = procfs::processes_in_group(pgid)
-        .into_iter()
-        .map(|p| {
-            let zombie = p.state == 'Z' && p.ppid == me;
-            Leak {
-                kind: if zombie {
-                    LeakKind::Zombie
-                } else {
-                    LeakKind::RunningProcess
-                },
-                what: format!("pid {} ({})", p.pid, p.command),
-            }
+/// The processes of a finished run that are still there, from `tree`
+/// (every descendant of the run's shepherd, see [`crate::shepherd`]):
+/// zombies the shepherd adopted were never waited for; anything alive is
+/// still running, and a process in another session or process group than
+/// the program's is a daemon. The program itself (`program`, a zombie
+/// until the shepherd is released) is not a leftover. Nothing is killed
+/// here: releasing the shepherd does that.
+pub(crate) fn processes(tree: &[ProcInfo], program: i32, shepherd: i32) -> Vec<Leak> {
+    let (session, group) = match tree.iter().find(|p| p.pid == program) {
+        Some(p) => (p.sid, p.pgid),
+        None => (procfs::process(shepherd).map_or(0, |p| p.sid), program),
+    };
+    tree.iter()
+        .filter(|p| p.pid != program)
+        .filter_map(|p| {
+            let (kind, how) = if p.state == 'Z' {
+                if p.ppid != shepherd {
+                    // Its parent is still there, and reported itself.
+                    return None;
+                }
+                (LeakKind::Zombie, "")
+            } else if p.sid != session {
+                (LeakKind::Daemon, ", in a session of its own (setsid)")
+            } else if p.pgid != group {
+                (
+                    LeakKind::Daemon,
+                    ", in a process group of its own (setpgid)",
+                )
+            } else if p.ppid == shepherd {
+                (LeakKind::RunningProcess, ", whose parent exited first")
+            } else {
+                (LeakKind::RunningProcess, "")
+            };
+            Some(Leak {
+                kind,
+                what: format!("pid {} ({}){how}", p.pid, p.command),
+            })
         })
-        .collect();
-    kill_and_reap_group(pgid);
-    leaks
+        .collect()
 }
 
-/// Sends SIGKILL to every process of group `pgid` and reaps those that were
-/// reparented to this process, until the group is empty (at most 5 s).
-pub(crate) fn kill_and_reap_group(pgid: i32) {
-    let me = std::process::id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        // SAFETY: kill(2) with a negative pid signals a process group; it has
-        // no memory-safety preconditions.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let members = procfs::processes_in_group(pgid);
-        if members.is_empty() || Instant::now() > deadline {
-            return;
-        }
-        for member in members.iter().filter(|p| p.ppid == me) {
-            let mut status = 0;
-            // SAFETY: waitpid(2) on a specific child of ours; `status` is a
-            // valid out-pointer. WNOHANG: a member not dead yet is retried.
-            unsafe { libc::waitpid(member.pid, &mut status, libc::WNOHANG) };
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+/// The live processes of `tree` other than `program`, for messages about a
+/// program that is still running or was stopped at its deadline, two lines
+/// each: `pid 12 (sleep 314)` and, indented, `asleep in
+/// clock_nanosleep(2), in a session of its own (setsid)`.
+pub(crate) fn describe_running(tree: &[ProcInfo], program: i32) -> Vec<String> {
+    let (session, group) = tree
+        .iter()
+        .find(|p| p.pid == program)
+        .map_or((0, program), |p| (p.sid, p.pgid));
+    tree.iter()
+        .filter(|p| p.pid != program && p.state != 'Z')
+        .map(|p| {
+            let mut text = format!(
+                "pid {} ({})\n  {}",
+                p.pid,
+                p.command,
+                procfs::activity(p.pid)
+            );
+            if session != 0 && p.sid != session {
+                text.push_str(", in a session of its own (setsid)");
+            } else if p.pgid != group {
+                text.push_str(", in a process group of its own (setpgid)");
+            }
+            text
+        })
+        .collect()
 }
 
 /// System V objects created under the sandbox's keys, removed with

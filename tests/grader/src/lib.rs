@@ -3,20 +3,31 @@
 //! Every grading suite runs the lab's program through this crate, never
 //! directly. A run here:
 //!
-//! * starts the program in its **own process group** and, on timeout, kills
-//!   the whole group (a forked grandchild that holds stdout open cannot hang
-//!   the test);
+//! * starts the program under a **shepherd** of its own (see the `shepherd`
+//!   module): a small process that is a child subreaper, so that every
+//!   process the program starts stays its descendant, even one that calls
+//!   `setsid` or `setpgid`, double-forks or daemonizes. On timeout every one
+//!   of them is killed (a forked grandchild that holds stdout open cannot
+//!   hang the test), and tests running in parallel never see each other's
+//!   processes. The program itself runs in its own process group;
 //! * gives it a **clean environment** (`LC_ALL=C`, `RUST_BACKTRACE=0`, no
 //!   inherited descriptors beyond 0–2, no core files) and a per-test
 //!   [`Sandbox`]: a private directory, a key file for `ftok`, and a unique
 //!   prefix for POSIX IPC names;
-//! * **checks for leftovers** once the program has exited: processes still
-//!   running in its group, children it never waited for, System V objects
-//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs it made
-//!   in the sandbox and did not remove. Each leftover fails the test with a
+//! * **checks for leftovers** once the program has exited: processes it
+//!   started that are still running (daemons included, named as such),
+//!   children it never waited for, System V objects
+//!   under the sandbox's keys, POSIX objects under its prefix, FIFOs and
+//!   socket files it made in the sandbox and did not remove. Each leftover fails the test with a
 //!   message naming the missing call, and is cleaned up so the machine stays
 //!   clean whatever the program did;
-//! * **normalises** its transcript (sandbox paths, program path) for snapshots.
+//! * **normalises** its transcript (sandbox paths, program path) for
+//!   snapshots, and reports a snapshot mismatch itself (what differs, the
+//!   likely cause, a short diff, the book section: see [`assert_transcript!`]).
+//!
+//! Every failure says what went wrong, why it probably did, and where the
+//! book explains it, in lines that fit a terminal; what had to be cut is
+//! saved under the target directory (see [`Failure`]).
 //!
 //! A program that runs until it is told to stop (a server) is started in
 //! the background with [`Cmd::start`]: the test watches it
@@ -25,8 +36,8 @@
 //! the program ends first or is late; [`Running::wait_until_blocked`], which
 //! reports what it saw), sends it signals, and collects it with
 //! [`Running::wait`], which makes the same checks, or [`Running::kill`]. If
-//! the test fails first, dropping the [`Running`] kills the program's whole
-//! process group.
+//! the test fails first, dropping the [`Running`] kills the program and
+//! every process it started.
 //!
 //! A suite starts with [`lab!`], which finds the binary under test:
 //!
@@ -38,6 +49,7 @@
 //! ```
 
 mod capture;
+mod causes;
 mod failure;
 mod leaks;
 mod maps;
@@ -47,8 +59,12 @@ mod procfs;
 mod run;
 mod running;
 mod sandbox;
+mod shepherd;
+#[doc(hidden)]
+pub mod snapshot;
+mod socket_files;
 
-pub use failure::Failure;
+pub use failure::{Failure, WIDTH};
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
@@ -62,8 +78,8 @@ pub use insta;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How long a program may run before the grader kills its process group,
-/// unless the test says otherwise with [`Cmd::timeout`]. Every lab program
+/// How long a program may run before the grader kills it and every process
+/// it started, unless the test says otherwise with [`Cmd::timeout`]. Every lab program
 /// finishes in milliseconds; the margin is for a loaded two-core machine.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -146,16 +162,18 @@ macro_rules! lab {
 
 /// Compares the normalised transcript of a [`Run`] (command, stdout, stderr,
 /// exit status) with the committed snapshot named after the test.
+///
+/// On a mismatch the test fails like any other grader failure: which parts
+/// differ (stdout, stderr, the exit status), the likely cause, a short diff
+/// (`-` the reference solution, `+` the program) and the book section.
+/// Filters set around it with `insta::with_settings!` apply. With
+/// `INSTA_UPDATE=always` (reference solutions only) insta writes the
+/// snapshots, as usual.
 #[macro_export]
 macro_rules! assert_transcript {
     ($run:expr) => {{
         let run: &$crate::Run = &$run;
-        $crate::insta::with_settings!({
-            omit_expression => true,
-            description => run.description(),
-        }, {
-            $crate::insta::assert_snapshot!(run.transcript());
-        });
+        $crate::__compare_snapshot!(run, run.transcript(), run.description())
     }};
 }
 
@@ -166,11 +184,40 @@ macro_rules! assert_transcript {
 macro_rules! assert_masked_transcript {
     ($run:expr, $id_marker:expr, $id_label:expr) => {{
         let run: &$crate::Run = &$run;
-        $crate::insta::with_settings!({
-            omit_expression => true,
-            description => run.masked_description(),
-        }, {
-            $crate::insta::assert_snapshot!(run.masked_transcript($id_marker, $id_label));
+        $crate::__compare_snapshot!(
+            run,
+            run.masked_transcript($id_marker, $id_label),
+            run.masked_description()
+        )
+    }};
+}
+
+/// The body of [`assert_transcript!`]: it must expand in the suite, where
+/// `file!()`, `module_path!()` and the test function name insta's snapshot.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __compare_snapshot {
+    ($run:expr, $text:expr, $description:expr) => {{
+        let run: &$crate::Run = $run;
+        let text: ::std::string::String = $text;
+        let check =
+            $crate::snapshot::Check::new(env!("CARGO_MANIFEST_DIR"), file!(), module_path!(), {
+                fn f() {}
+                fn type_name_of_val<T>(_: T) -> &'static str {
+                    ::std::any::type_name::<T>()
+                }
+                type_name_of_val(f)
+            });
+        let mut settings = $crate::insta::Settings::clone_current();
+        settings.set_omit_expression(true);
+        settings.set_description($description);
+        if !check.updating() {
+            check.expect_reference(run);
+            settings.set_comparator(check.comparator());
+        }
+        settings.bind(|| {
+            $crate::insta::assert_snapshot!(check.name(), text.as_str());
         });
+        check.finish(run);
     }};
 }

@@ -10,27 +10,102 @@ pub(crate) struct ProcInfo {
     pub pid: i32,
     pub ppid: i32,
     pub pgid: i32,
+    /// The session ID: a process that called `setsid()` leads its own.
+    pub sid: i32,
     /// `R`, `S`, `D`, `Z` (zombie), `T` …
     pub state: char,
     /// The command line, or `[comm]` when it is empty (zombies have none).
     pub command: String,
 }
 
-/// Every process whose process group is `pgid`.
-pub(crate) fn processes_in_group(pgid: i32) -> Vec<ProcInfo> {
+/// Every process the kernel lists, without command lines (cheap).
+fn all() -> Vec<ProcInfo> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_proc)
-        .filter(|info| info.pgid == pgid)
+        .filter_map(read_stat)
         .collect()
+}
+
+/// Every descendant of `root` (not `root` itself), with command lines:
+/// children, their children, and so on, whatever their session or group.
+pub(crate) fn descendants(root: i32) -> Vec<ProcInfo> {
+    let all = all();
+    let mut mine: HashSet<i32> = HashSet::from([root]);
+    let mut found = Vec::new();
+    // Parents usually come before their children (lower pids), so few
+    // passes are needed; each pass adds at least one process or ends.
+    loop {
+        let before = found.len();
+        for info in &all {
+            if !mine.contains(&info.pid) && mine.contains(&info.ppid) {
+                mine.insert(info.pid);
+                found.push(info.clone());
+            }
+        }
+        if found.len() == before {
+            break;
+        }
+    }
+    for info in &mut found {
+        info.command = command_line(info.pid, &info.command);
+    }
+    found.sort_by_key(|info| info.pid);
+    found
+}
+
+/// One process, with its command line.
+pub(crate) fn process(pid: i32) -> Option<ProcInfo> {
+    let mut info = read_stat(pid)?;
+    info.command = command_line(pid, &info.command);
+    Some(info)
+}
+
+/// Whether process `pid` exists and has not ended (a zombie has).
+pub(crate) fn is_alive(pid: i32) -> bool {
+    state(pid).is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// The processes whose environment holds `WORKBOOK_RUN=<mark>` (only
+/// this user's processes can be read), zombies excluded.
+pub(crate) fn marked(mark: &str) -> Vec<i32> {
+    let needle = format!("WORKBOOK_RUN={mark}");
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|&b| b == 0)
+                    .any(|var| var == needle.as_bytes())
+            })
+        })
+        .filter(|pid| is_alive(*pid))
+        .collect()
+}
+
+/// What process `pid` is doing, for messages: `asleep in read(2)`,
+/// `running`, `stopped`, `a zombie` ….
+pub(crate) fn activity(pid: i32) -> String {
+    match state(pid) {
+        None => "gone".to_string(),
+        Some('Z') => "a zombie (ended, never waited for)".to_string(),
+        Some('T') | Some('t') => "stopped".to_string(),
+        Some('R') => "running (busy, not waiting for anything)".to_string(),
+        Some(_) => match syscall(pid) {
+            Some(call) => format!("asleep in {}", manual_name(call)),
+            None => "running".to_string(),
+        },
+    }
 }
 
 /// The state letter of process `pid` (`R`, `S`, `D`, `Z` …), if it exists.
 pub(crate) fn state(pid: i32) -> Option<char> {
-    read_proc(pid).map(|info| info.state)
+    read_stat(pid).map(|info| info.state)
 }
 
 /// The number of the system call process `pid` is in, from the first field
@@ -81,6 +156,14 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_msgsnd, "msgsnd"),
         (libc::SYS_semop, "semop"),
         (libc::SYS_semtimedop, "semtimedop"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_connect, "connect"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_accept, "accept"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_open, "open"),
         #[cfg(target_arch = "x86_64")]
@@ -100,7 +183,8 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
 
 /// Parses `/proc/PID/stat`. The command name is in parentheses and may itself
 /// contain spaces and parentheses, so fields are counted from the last `)`.
-fn read_proc(pid: i32) -> Option<ProcInfo> {
+/// The command is left as `[comm]`; [`command_line`] reads the real one.
+fn read_stat(pid: i32) -> Option<ProcInfo> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
@@ -109,21 +193,27 @@ fn read_proc(pid: i32) -> Option<ProcInfo> {
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
     let pgid = rest.next()?.parse().ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let command = if cmdline.is_empty() {
-        format!("[{comm}]")
-    } else {
-        String::from_utf8_lossy(&cmdline)
-            .trim_end_matches('\0')
-            .replace('\0', " ")
-    };
+    let sid = rest.next()?.parse().ok()?;
     Some(ProcInfo {
         pid,
         ppid,
         pgid,
+        sid,
         state,
-        command,
+        command: format!("[{comm}]"),
     })
+}
+
+/// The command line of `pid`, or `fallback` when it has none (a zombie).
+fn command_line(pid: i32, fallback: &str) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if cmdline.is_empty() {
+        fallback.to_string()
+    } else {
+        String::from_utf8_lossy(&cmdline)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    }
 }
 
 /// The three kinds of System V IPC object.

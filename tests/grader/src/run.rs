@@ -1,24 +1,24 @@
-//! Running one program: process group, timeout, clean environment, captured
+//! Running one program: its shepherd, timeout, clean environment, captured
 //! output, leftover checks, transcript.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::Once;
+use std::process::ExitStatus;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::causes;
 use crate::failure::Failure;
 use crate::leaks::{self, Leak};
 use crate::private::SysvExpectations;
 use crate::running::Running;
+use crate::shepherd::{self, Launch, Started};
 use crate::{DEFAULT_TIMEOUT, Sandbox, SysvKind};
-
-/// Capabilities that let root ignore file permissions (`<linux/capability.h>`).
-const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
-const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
 
 /// A program to run under the grader: build it, then call [`Cmd::run`].
 #[derive(Debug)]
@@ -38,6 +38,7 @@ pub struct Cmd {
     sandbox: Sandbox,
     sysv: SysvExpectations,
     unprivileged: bool,
+    keep_daemons: bool,
 }
 
 impl Cmd {
@@ -64,6 +65,7 @@ impl Cmd {
             sandbox,
             sysv: SysvExpectations::default(),
             unprivileged: false,
+            keep_daemons: false,
         }
     }
 
@@ -114,7 +116,8 @@ impl Cmd {
         self
     }
 
-    /// How long the program may run before its process group is killed.
+    /// How long the program may run before it is killed, with every
+    /// process it started.
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
         self.timeout = timeout;
         self
@@ -175,6 +178,23 @@ impl Cmd {
         self
     }
 
+    /// Marks this run as a step that starts a daemon a later step stops
+    /// (`pidfile start`, then `pidfile stop`): the processes it leaves
+    /// running when it exits are neither reported nor killed. They stay
+    /// under the run's shepherd, which from then on reaps whichever of
+    /// them ends, as init would (so `kill(pid, 0)` sees a stopped daemon
+    /// gone). Children it never waited for are still reported.
+    ///
+    /// As with [`Cmd::keep_sysv_objects`], the next run in the same
+    /// sandbox that is not so marked reports the daemons still running
+    /// after it (`daemon still running: pid …, started by an earlier
+    /// step`) and kills them, and dropping the sandbox kills whatever is
+    /// left, unreported. [`Sandbox::daemons`] lists them meanwhile.
+    pub fn keep_daemons(mut self) -> Cmd {
+        self.keep_daemons = true;
+        self
+    }
+
     /// Runs the program without any capability, as an ordinary user's
     /// program runs, even when the tests run as root (in a container, say):
     /// permission checks such as a queue's mode or `msgmnb` then apply to it.
@@ -197,6 +217,11 @@ impl Cmd {
     /// The paths declared with [`Cmd::keeps`].
     pub(crate) fn kept_paths(&self) -> &[PathBuf] {
         &self.keeps
+    }
+
+    /// Whether the run may leave daemons ([`Cmd::keep_daemons`]).
+    pub(crate) fn keeps_daemons(&self) -> bool {
+        self.keep_daemons
     }
 
     /// The bytes given with [`Cmd::stdin`], if any.
@@ -255,194 +280,121 @@ impl Cmd {
 
     /// Starts the program in the background, for programs that run until
     /// they are told to stop (a server) or that must be watched while they
-    /// run (a receiver that should block). The program gets the same process
-    /// group, environment and sandbox as with [`Cmd::run`].
+    /// run (a receiver that should block). The program gets the same
+    /// shepherd, environment and sandbox as with [`Cmd::run`].
     ///
     /// [`Running::wait`] collects it with the same checks as `run`;
     /// [`Running::kill`] kills it and reports what it left. A `Running`
-    /// dropped without either (a failing test) kills the program's whole
-    /// process group and removes what it made, so nothing is left behind.
+    /// dropped without either (a failing test) kills the program and every
+    /// process it started, and removes what it made: nothing is left behind.
     /// The timeout set with [`Cmd::timeout`] does not apply: every wait
     /// takes its own. [`Cmd::why_if_timeout`] does.
     pub fn start(self) -> Running {
         Running::start(self)
     }
 
-    /// Starts the program in its own process group with a clean environment.
-    pub(crate) fn spawn(&self) -> Child {
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .current_dir(self.sandbox.dir())
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+    /// Starts the program under a new shepherd (see [`crate::shepherd`]),
+    /// in its own process group, with a clean environment.
+    pub(crate) fn spawn(&self) -> Started {
+        let launch = self.launch();
+        shepherd::start(&launch).unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                shepherd::describe_start_error(&self.program.display().to_string(), &e)
             )
-            .env("HOME", self.sandbox.dir())
-            .env("TMPDIR", self.sandbox.dir())
-            .env("LC_ALL", "C")
-            .env("LANG", "C")
-            .env("RUST_BACKTRACE", "0")
-            .env("WORKBOOK_SANDBOX", self.sandbox.dir())
-            .env("WORKBOOK_KEY_FILE", self.sandbox.key_file())
-            .env("WORKBOOK_IPC_PREFIX", self.sandbox.posix_prefix())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let unprivileged = self.unprivileged;
-        // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (setrlimit, close_range, fcntl, prctl).
-        unsafe {
-            command.pre_exec(move || {
-                prepare_child();
-                if unprivileged {
-                    drop_capabilities();
-                }
-                Ok(())
-            });
-        }
-        if self.obey_permissions {
-            // SAFETY: the closure runs between fork and exec and calls only
-            // geteuid and prctl, both async-signal-safe system calls.
-            unsafe { command.pre_exec(drop_permission_override) };
-        }
-        command.spawn().unwrap_or_else(|e| {
-            if self.obey_permissions && e.raw_os_error() == Some(libc::EPERM) {
-                panic!(
-                    "grader: cannot start {} without root's permission override (dropping \
-                     CAP_DAC_OVERRIDE needs CAP_SETPCAP, which this container lacks): {e}. \
-                     Run the tests as an ordinary user.",
-                    self.program.display()
-                )
-            }
-            panic!("grader: cannot start {}: {e}", self.program.display())
         })
     }
-}
 
-/// Between fork and exec: no core files (a crash must not litter the
-/// sandbox, and "(core dumped)" must not depend on the machine), and no
-/// descriptor beyond 0–2 inherited from the test process (cargo's jobserver
-/// pipes, for one), so that programs see the descriptor table a shell gives.
-fn prepare_child() {
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit, close_range and fcntl are async-signal-safe system
-    // calls; no memory is touched but the local `no_core`.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-        let marked = libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if marked != 0 {
-            for fd in 3..1024 {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
+    /// What the shepherd needs: the program's path, argument vector,
+    /// environment and directory as C strings.
+    fn launch(&self) -> Launch {
+        let c_string = |bytes: &[u8]| {
+            CString::new(bytes).unwrap_or_else(|_| {
+                panic!(
+                    "grader: a NUL byte in the command line or environment of {}",
+                    self.program.display()
+                )
+            })
+        };
+        let path = resolve(&self.program)
+            .unwrap_or_else(|e| panic!("grader: cannot start {}: {e}", self.program.display()));
+        let mut argv = vec![c_string(self.program.as_os_str().as_bytes())];
+        argv.extend(self.args.iter().map(|arg| c_string(arg.as_bytes())));
+        let mark = shepherd::new_mark();
+        let sandbox = self.sandbox.dir().as_os_str();
+        let mut env: Vec<(OsString, OsString)> = vec![
+            (
+                "PATH".into(),
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            ),
+            ("HOME".into(), sandbox.into()),
+            ("TMPDIR".into(), sandbox.into()),
+            ("LC_ALL".into(), "C".into()),
+            ("LANG".into(), "C".into()),
+            ("RUST_BACKTRACE".into(), "0".into()),
+            ("WORKBOOK_SANDBOX".into(), sandbox.into()),
+            (
+                "WORKBOOK_KEY_FILE".into(),
+                self.sandbox.key_file().as_os_str().into(),
+            ),
+            (
+                "WORKBOOK_IPC_PREFIX".into(),
+                self.sandbox.posix_prefix().into(),
+            ),
+            ("WORKBOOK_RUN".into(), mark.clone().into()),
+        ];
+        for (key, value) in &self.env {
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
+        }
+        let envp = env
+            .iter()
+            .map(|(key, value)| {
+                let mut var = key.as_bytes().to_vec();
+                var.push(b'=');
+                var.extend_from_slice(value.as_bytes());
+                c_string(&var)
+            })
+            .collect();
+        Launch {
+            path: c_string(path.as_os_str().as_bytes()),
+            argv,
+            envp,
+            cwd: c_string(sandbox.as_bytes()),
+            piped_stdin: self.stdin.is_some(),
+            unprivileged: self.unprivileged,
+            obey_permissions: self.obey_permissions,
+            mark,
         }
     }
 }
 
-/// Between fork and exec, when the tests run as root: drops the
-/// capabilities that bypass file permissions from the bounding set, so the
-/// program exec()s without them.
-fn drop_permission_override() -> std::io::Result<()> {
-    // SAFETY: geteuid and prctl(PR_CAPBSET_DROP) take no pointers.
-    unsafe {
-        if libc::geteuid() != 0 {
-            return Ok(());
-        }
-        for capability in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
-            if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+/// The file `program` names: itself if it holds a `/` (relative to the
+/// sandbox, where it is exec'd, as `execvp` would take it), else the first
+/// executable file of that name in `PATH`.
+fn resolve(program: &Path) -> std::io::Result<PathBuf> {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return Ok(program.to_path_buf());
     }
-    Ok(())
-}
-
-/// Between fork and exec, for [`Cmd::unprivileged`]: after exec the program
-/// has no capability, even if it runs as root. `SECBIT_NOROOT` stops root
-/// from gaining every capability at exec, the bounding set loses them all,
-/// and the ambient set is cleared. Each call may fail for an ordinary user,
-/// who has no capability to lose.
-fn drop_capabilities() {
-    // SAFETY: prctl(2) with integer arguments only; async-signal-safe.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_SECUREBITS,
-            libc::SECBIT_NOROOT as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        for capability in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
-        }
-    }
-}
-
-/// Makes this test process the reaper of orphaned descendants, so that a
-/// child the program never waited for comes back to us as a zombie we can
-/// see (and reap) instead of vanishing into init.
-pub(crate) fn install_subreaper() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a process flag.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    });
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// Writes `bytes` to the child's stdin from a thread, then closes it. A
 /// program that never reads makes the write fail with EPIPE once it exits,
-/// which is fine: the thread just ends.
-pub(crate) fn feed_stdin(mut pipe: ChildStdin, bytes: Vec<u8>) {
+/// which is fine: the thread just ends (this process ignores SIGPIPE, as
+/// every Rust program does).
+pub(crate) fn feed_stdin(mut pipe: File, bytes: Vec<u8>) {
     thread::spawn(move || {
         let _ = pipe.write_all(&bytes);
     });
-}
-
-/// Waits for the group leader; kills the whole group at the deadline.
-/// Returns the exit status and whether the timeout struck.
-pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (ExitStatus, bool) {
-    let deadline = Instant::now() + timeout;
-    let mut nap = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return (status, false),
-            Ok(None) if Instant::now() >= deadline => {
-                // SAFETY: kill(2) on our child's process group; no pointers.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let status = child
-                    .wait()
-                    .unwrap_or_else(|e| panic!("grader: waitpid failed: {e}"));
-                return (status, true);
-            }
-            Ok(None) => {
-                thread::sleep(nap);
-                nap = (nap * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => panic!("grader: waitpid failed: {e}"),
-        }
-    }
 }
 
 /// "book chapter 02-pipes.md, section "…"", from what the test declared.
@@ -486,7 +438,7 @@ pub struct Run {
     /// Whether the grader had to kill it.
     pub timed_out: bool,
     /// Whether the output pipes were closed by the time the grader gave up
-    /// waiting (a process that left the group can hold them open).
+    /// waiting (a daemon a test keeps running can hold them open).
     pub output_complete: bool,
     /// What the program left behind (already cleaned up).
     pub leaks: Vec<Leak>,
@@ -496,6 +448,13 @@ pub struct Run {
     pub(crate) timeout: Duration,
     pub(crate) read: Option<String>,
     pub(crate) why_timeout: Option<String>,
+    /// At a timeout: what the program and each process it started were
+    /// doing at the deadline, and the cause that fits.
+    pub(crate) at_deadline: Vec<String>,
+    pub(crate) hang: Option<String>,
+    /// Set when the run's shepherd died before the program was collected:
+    /// the sentence that says so.
+    pub(crate) lost: Option<String>,
 }
 
 impl Run {
@@ -515,16 +474,27 @@ impl Run {
     }
 
     /// A failure about this run, to be completed and raised by the test.
+    /// What the program left behind, if anything, is named in it too.
     pub fn failure(&self, what: impl Into<String>) -> Failure {
-        Failure {
+        let mut failure = Failure {
             command: self.command.clone(),
             what: what.into(),
-            why: None,
             read: self.read.clone(),
-            details: Vec::new(),
             stdout: self.stdout.clone(),
             stderr: self.stderr.clone(),
+            ..Failure::default()
+        };
+        if !self.leaks.is_empty() {
+            failure
+                .details
+                .push("it also left behind (now cleaned up):".to_string());
+            failure.details.extend(
+                leaks::summarize(&self.leaks)
+                    .iter()
+                    .map(|l| format!("  {l}")),
+            );
         }
+        failure
     }
 
     /// Fails the test with `what` and the likely cause `why`.
@@ -539,16 +509,16 @@ impl Run {
         self.expect_code(0)
     }
 
-    /// Fails unless the program exited with status `code`.
+    /// Fails unless the program exited with status `code`; the cause given
+    /// is the one that fits what it did instead (a signal, a usage error,
+    /// success where it must fail …).
     pub fn expect_code(&self, code: i32) -> &Run {
         if self.code() != Some(code) {
             let mut failure = self.failure(format!(
                 "{}, expected exit status {code}",
                 describe(self.status)
             ));
-            if code == 0 && !self.stderr.is_empty() {
-                failure.why = Some("the program reported an error (see stderr below)".into());
-            }
+            failure.why = causes::wrong_status(code, self.status, &self.stderr);
             failure.raise();
         }
         self
@@ -618,6 +588,17 @@ impl Run {
     /// Fails the test if the program timed out, panicked or left anything
     /// behind. [`Cmd::run`] calls this for every run.
     pub fn check_finished_cleanly(&self) {
+        // The grader lost track of the program: nothing else it saw is
+        // reliable.
+        if let Some(lost) = &self.lost {
+            let mut failure = self.failure(lost.clone());
+            failure.why = Some(
+                "a lab program must never signal its parent process (here the grader's \
+                 shepherd, which watches the run): check every kill() and the pids given to it"
+                    .to_string(),
+            );
+            failure.raise();
+        }
         // A panic first: when a panicking program also made something else
         // wait (a shell script around it, a partner on a FIFO), the panic is
         // the cause.
@@ -629,11 +610,25 @@ impl Run {
                 "timed out after {} s (the program, or a process it started, was still running)",
                 self.timeout.as_secs_f32()
             ));
-            failure.why = Some(self.why_timeout.clone().unwrap_or_else(|| {
-                "something never finished: a read that never sees end-of-file, a wait \
-                 for a child that never exits, or a loop that never ends"
-                    .to_string()
-            }));
+            if !self.at_deadline.is_empty() {
+                failure
+                    .details
+                    .insert(0, "at the deadline (then killed):".to_string());
+                let lines = self.at_deadline.iter().flat_map(|process| process.lines());
+                for (at, line) in lines.enumerate() {
+                    failure.details.insert(at + 1, format!("  {line}"));
+                }
+            }
+            failure.why = Some(
+                self.why_timeout
+                    .clone()
+                    .or_else(|| self.hang.clone())
+                    .unwrap_or_else(|| {
+                        "something never finished: a read that never sees end-of-file, a \
+                         wait for a child that never exits, or a loop that never ends"
+                            .to_string()
+                    }),
+            );
             failure.raise();
         }
         if !self.leaks.is_empty() {
@@ -645,8 +640,13 @@ impl Run {
             failure.raise();
         }
         if !self.output_complete {
-            self.failure("a process outside its process group kept stdout or stderr open")
-                .raise();
+            let mut failure = self.failure("a process it left running kept stdout or stderr open");
+            failure.why = Some(
+                "a daemon must not hold the output of the program that started it: \
+                 redirect its standard streams to /dev/null (daemon(3) does) or close them"
+                    .to_string(),
+            );
+            failure.raise();
         }
     }
 }
@@ -655,29 +655,11 @@ impl Run {
 pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),
+        (None, Some(signal)) => format!(
+            "killed by signal {signal} ({})",
+            causes::signal_name(signal)
+        ),
         (None, None) => format!("{status}"),
-    }
-}
-
-/// The conventional name of a signal number.
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGUSR2 => "SIGUSR2",
-        _ => "?",
     }
 }
 

@@ -2,21 +2,25 @@
 //! watched and signalled while it runs, then collected with the same checks
 //! as a program run to completion (or killed, and its leftovers reported).
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
+use crate::causes;
 use crate::failure::Failure;
-use crate::leaks::{self, Leak};
+use crate::leaks::{self, Leak, LeakKind};
 use crate::private;
 use crate::procfs;
 use crate::run::{self, Cmd, Run};
 use crate::sandbox::Sandbox;
+use crate::shepherd::{Lost, Shepherd};
+use crate::socket_files;
 
-/// How long to wait for the output pipes to close once every process of the
-/// group is gone. Only a process that left the group can keep them open.
+/// How long to wait for the output pipes to close once the run's processes
+/// are gone. Only a daemon the test keeps running can hold them open.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a failure waits for the output of a program that has just
@@ -59,8 +63,9 @@ pub enum Blocked {
 ///
 /// [`Running::wait`] collects the program with the checks of [`Cmd::run`];
 /// [`Running::kill`] kills it and reports its leftovers, failing nothing.
-/// Dropping it before either kills its whole process group, reaps it and
-/// removes what it made: a test that fails half-way leaves nothing behind.
+/// Dropping it before either kills it and every process it started, reaps
+/// them and removes what it made: a test that fails half-way leaves
+/// nothing behind.
 #[derive(Debug)]
 pub struct Running {
     /// `None` only once the program has been collected.
@@ -71,39 +76,42 @@ pub struct Running {
 struct Live {
     cmd: Cmd,
     command: String,
-    child: Child,
+    shepherd: Shepherd,
     stdout: Capture,
     stderr: Capture,
     fifos_before: Vec<PathBuf>,
+    sockets_before: Vec<PathBuf>,
     private_before: private::Snapshot,
 }
 
 impl Live {
-    fn pgid(&self) -> i32 {
-        self.child.id() as i32
+    /// The program's pid (also its process group ID).
+    fn program(&self) -> i32 {
+        self.shepherd.program()
     }
 }
 
 impl Running {
     pub(crate) fn start(cmd: Cmd) -> Running {
-        run::install_subreaper();
         let command = cmd.command_line();
         let fifos_before = leaks::fifos_in(cmd.sandbox().dir());
+        let sockets_before = socket_files::snapshot(cmd.sandbox().dir());
         let private_before = private::snapshot();
-        let mut child = cmd.spawn();
-        if let (Some(pipe), Some(bytes)) = (child.stdin.take(), cmd.stdin_bytes()) {
+        let started = cmd.spawn();
+        if let (Some(pipe), Some(bytes)) = (started.stdin, cmd.stdin_bytes()) {
             run::feed_stdin(pipe, bytes.to_vec());
         }
-        let stdout = Capture::start(child.stdout.take());
-        let stderr = Capture::start(child.stderr.take());
+        let stdout = Capture::start(Some(started.stdout));
+        let stderr = Capture::start(Some(started.stderr));
         Running {
             live: Some(Live {
                 cmd,
                 command,
-                child,
+                shepherd: started.shepherd,
                 stdout,
                 stderr,
                 fifos_before,
+                sockets_before,
                 private_before,
             }),
         }
@@ -129,7 +137,7 @@ impl Running {
 
     /// The program's process ID (also its process group ID).
     pub fn pid(&self) -> u32 {
-        self.live().child.id()
+        self.live().program() as u32
     }
 
     /// The sandbox the program runs in.
@@ -145,12 +153,12 @@ impl Running {
     /// Sends `signal` to the program (not to its group), as `kill -SIG PID`
     /// does. A program that has already exited is not affected.
     pub fn signal(&mut self, signal: i32) {
-        if self.exit_status().is_some() {
+        if self.exit_status().is_some() || self.live().shepherd.lost().is_some() {
             return;
         }
-        // SAFETY: kill(2) takes no pointers. The pid is our child, which
-        // try_wait has just seen running: until we reap it, even once it has
-        // exited, its pid cannot be reused.
+        // SAFETY: kill(2) takes no pointers. The program was running a
+        // moment ago (no status came); pids are handed out in increasing
+        // order, so the one it frees cannot come back that soon.
         unsafe { libc::kill(self.pid() as i32, signal) };
     }
 
@@ -188,27 +196,33 @@ impl Running {
     pub fn wait_until_blocked_in(&mut self, syscall: libc::c_long, timeout: Duration) {
         let what = format!("never blocked in {}", procfs::manual_name(syscall));
         self.expect(timeout, &what, None, |running, _| {
-            blocked_in(running.live().pgid()) == Some(syscall)
+            blocked_in(running.live().program()) == Some(syscall)
         });
     }
 
-    /// Waits until the program is the only process left in its group: every
-    /// child it forked has exited and been reaped. Fails the test if the
-    /// program ends first or `timeout` passes (see [`Running`]).
+    /// Waits until the program is the only process left of its run: every
+    /// process it started (in its process group or not) has exited, and
+    /// every child it forked has been reaped. Fails the test if the program
+    /// ends first or `timeout` passes (see [`Running`]), with the cause that
+    /// fits what is left: a zombie, or a process still running and what it
+    /// is waiting for.
     pub fn wait_until_alone(&mut self, timeout: Duration) {
-        self.expect(
-            timeout,
-            "still had children",
-            Some(
-                "a child it forked is still running, or has ended and was never waited \
-                 for (a zombie): reap every child with waitpid",
-            ),
-            |running, _| {
-                let pgid = running.live().pgid();
-                let group = procfs::processes_in_group(pgid);
-                matches!(group.as_slice(), [only] if only.pid == pgid && only.state != 'Z')
-            },
-        );
+        self.expect(timeout, "still had children", None, |running, _| {
+            running.exit_status().is_none() && running.others().is_empty()
+        });
+    }
+
+    /// The processes of the run besides the program that matter for
+    /// [`Running::wait_until_alone`]: every live one, and the program's
+    /// zombie children (an orphan that ended was reaped by nobody's fault).
+    fn others(&self) -> Vec<procfs::ProcInfo> {
+        let program = self.live().program();
+        self.live()
+            .shepherd
+            .tree()
+            .into_iter()
+            .filter(|p| p.pid != program && (p.state != 'Z' || p.ppid == program))
+            .collect()
     }
 
     /// Waits until the program is asleep in a system call, waiting for
@@ -223,7 +237,7 @@ impl Running {
             if let Some(status) = self.exit_status() {
                 return Blocked::Exited(status);
             }
-            if let Some(call) = blocked_in(self.live().pgid()) {
+            if let Some(call) = blocked_in(self.live().program()) {
                 return Blocked::In(procfs::syscall_name(call));
             }
             if Instant::now() >= deadline {
@@ -234,12 +248,10 @@ impl Running {
         }
     }
 
-    /// The exit status, if the program has exited (it is then reaped).
+    /// The exit status, if the program has exited (its shepherd keeps it
+    /// a zombie until the run is collected).
     fn exit_status(&mut self) -> Option<ExitStatus> {
-        match self.live_mut().child.try_wait() {
-            Ok(status) => status,
-            Err(e) => panic!("grader: waitpid failed: {e}"),
-        }
+        self.live_mut().shepherd.exit_status()
     }
 
     /// Waits until `ready(self, until)` holds, looking again at growing
@@ -269,7 +281,20 @@ impl Running {
                 }
                 self.fail_ended(what, status);
             }
+            if let Some(lost) = self.live().shepherd.lost() {
+                let lost = lost_sentence(lost, self.live().shepherd.pid());
+                self.fail(
+                    format!("{what}: {lost}"),
+                    "a lab program must never signal its parent process (here the grader's \
+                     shepherd, which watches the run): check every kill() and the pids given \
+                     to it",
+                );
+            }
             if Instant::now() >= deadline {
+                let why_late = why_late.map(str::to_string).or_else(|| {
+                    (what == "still had children")
+                        .then(|| causes::not_alone(self.live().program(), &self.others()))
+                });
                 self.fail_late(what, timeout, why_late);
             }
             thread::sleep(until.saturating_duration_since(Instant::now()));
@@ -297,17 +322,24 @@ impl Running {
     }
 
     /// Fails the test: the program did not do `what` within `timeout`.
-    fn fail_late(&self, what: &str, timeout: Duration, why_late: Option<&str>) -> ! {
+    /// The cause is the wait's own (`why_late`), else the test's, else
+    /// what the program is doing now.
+    fn fail_late(&self, what: &str, timeout: Duration, why_late: Option<String>) -> ! {
         let (_, why_timeout) = self.live().cmd.advice();
-        let why = why_late
-            .map(str::to_string)
-            .or(why_timeout)
-            .unwrap_or_else(|| "it is still running, stuck somewhere else".to_string());
+        let why = why_late.or(why_timeout).unwrap_or_else(|| {
+            let program = self.live().program();
+            format!(
+                "it is still running, stuck somewhere else: {}",
+                causes::hang(program, &self.live().shepherd.tree())
+            )
+        });
+        let why = self.live().cmd.normalize(&why);
         self.fail(format!("{what} within {} s", timeout.as_secs_f32()), why)
     }
 
     /// A failure about this program while it runs, to be completed and
-    /// raised by the test (which then kills the program).
+    /// raised by the test (which then kills the program). The processes
+    /// it started that are still running are named in it.
     pub fn failure(&self, what: impl Into<String>) -> Failure {
         let live = self.live();
         // A program that has just exited may still have output in its
@@ -317,15 +349,26 @@ impl Running {
         let (stderr, _) = live.stderr.finish(settle);
         let normalize = |bytes: &[u8]| live.cmd.normalize(&String::from_utf8_lossy(bytes));
         let (read, _) = live.cmd.advice();
-        Failure {
+        let mut failure = Failure {
             command: self.command().to_string(),
             what: what.into(),
-            why: None,
             read,
-            details: Vec::new(),
             stdout: normalize(&stdout),
             stderr: normalize(&stderr),
+            ..Failure::default()
+        };
+        let others = leaks::describe_running(&live.shepherd.tree(), live.program());
+        if !others.is_empty() {
+            failure
+                .details
+                .push("processes it started, still running (to be killed):".to_string());
+            for process in &others {
+                for line in live.cmd.normalize(process).lines() {
+                    failure.details.push(format!("  {line}"));
+                }
+            }
         }
+        failure
     }
 
     /// Fails the test with `what` and the likely cause `why`; or, if the
@@ -334,9 +377,9 @@ impl Running {
         raise(self.failure(what), why.into())
     }
 
-    /// Waits for the program to exit (killing its group after `timeout`),
-    /// then fails the test if it timed out, panicked or left anything behind,
-    /// as [`Cmd::run`] does.
+    /// Waits for the program to exit (killing it, and every process it
+    /// started, after `timeout`), then fails the test if it timed out,
+    /// panicked or left anything behind, as [`Cmd::run`] does.
     pub fn wait(self, timeout: Duration) -> Run {
         let run = self.wait_unchecked(timeout);
         run.check_finished_cleanly();
@@ -346,34 +389,50 @@ impl Running {
     /// Like [`Running::wait`], failing nothing.
     pub fn wait_unchecked(mut self, timeout: Duration) -> Run {
         let mut live = self.take_live();
-        let pgid = live.pgid();
-        let (status, timed_out) = run::wait_with_timeout(&mut live.child, timeout);
-        let left_running = if timed_out {
-            leaks::kill_and_reap_group(pgid);
-            Vec::new()
-        } else {
-            leaks::processes(pgid)
-        };
-        collect(live, status, timed_out, timeout, left_running)
+        let program = live.program();
+        let status = live.shepherd.wait_exit(Instant::now() + timeout);
+        let mut ending = Ending::default();
+        match status {
+            Some(_) => {
+                let tree = live.shepherd.tree();
+                ending.processes = leaks::processes(&tree, program, live.shepherd.pid());
+                if live.cmd.keeps_daemons() {
+                    // Keep the daemons: report only the children never
+                    // waited for, and hand the shepherd to the sandbox.
+                    ending
+                        .processes
+                        .retain(|leak| leak.kind == LeakKind::Zombie);
+                    ending.keep = true;
+                }
+            }
+            None if live.shepherd.lost().is_none() => {
+                let tree = live.shepherd.tree();
+                ending.timed_out = true;
+                ending.hang = Some(causes::hang(program, &tree));
+                ending.at_deadline = deadline_report(&tree, program);
+            }
+            None => {}
+        }
+        collect(live, ending, timeout)
     }
 
-    /// Kills the whole process group with `SIGKILL`, as a crash or `kill -9`
-    /// would, and reports what the program left behind (already removed).
-    /// Nothing is failed: the test decides what it expected.
+    /// Kills the program and every process it started with `SIGKILL`, as a
+    /// crash or `kill -9` would, and reports what the program left behind
+    /// (already removed). Nothing is failed: the test decides what it
+    /// expected.
     pub fn kill(mut self) -> Run {
-        let mut live = self.take_live();
-        let status =
-            kill_group(&mut live).unwrap_or_else(|e| panic!("grader: waitpid failed: {e}"));
-        collect(live, status, false, Duration::ZERO, Vec::new())
+        let live = self.take_live();
+        collect(live, Ending::default(), Duration::ZERO)
     }
 }
 
 impl Drop for Running {
     /// A program the test did not collect (the test failed half-way) is
-    /// killed with its whole group, and what it made is removed, unreported.
+    /// killed with every process it started, and what it made is removed,
+    /// unreported.
     fn drop(&mut self) {
         if let Some(mut live) = self.live.take() {
-            let _ = kill_group(&mut live);
+            live.shepherd.release();
             let deadline = Instant::now() + PIPE_GRACE;
             let (stdout, _) = live.stdout.finish(deadline);
             let (stderr, _) = live.stderr.finish(deadline);
@@ -392,47 +451,123 @@ fn raise(mut failure: Failure, why: String) -> ! {
     failure.raise()
 }
 
-/// Sends `SIGKILL` to the program's whole group and reaps it all; the
-/// program's exit status.
-fn kill_group(live: &mut Live) -> std::io::Result<ExitStatus> {
-    let pgid = live.pgid();
-    // SAFETY: kill(2) on our child's process group; no pointers.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let status = live.child.wait();
-    leaks::kill_and_reap_group(pgid);
-    status
+/// How a run ended, as far as its processes go.
+#[derive(Debug, Default)]
+struct Ending {
+    /// The processes it left (leaks).
+    processes: Vec<Leak>,
+    /// The test keeps the daemons it left ([`Cmd::keep_daemons`]).
+    keep: bool,
+    timed_out: bool,
+    hang: Option<String>,
+    at_deadline: Vec<String>,
 }
 
-/// Turns the finished program into a [`Run`], after the leftover checks.
-/// `left_running` holds what [`leaks::processes`] found in its group.
-fn collect(
-    live: Live,
-    status: ExitStatus,
-    timed_out: bool,
-    timeout: Duration,
-    left_running: Vec<Leak>,
-) -> Run {
+/// What the program and each process of its tree were doing at the
+/// deadline, the program first.
+fn deadline_report(tree: &[procfs::ProcInfo], program: i32) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(me) = tree.iter().find(|p| p.pid == program) {
+        lines.push(format!(
+            "pid {} ({})\n  {}",
+            me.pid,
+            me.command,
+            procfs::activity(me.pid)
+        ));
+    }
+    lines.extend(leaks::describe_running(tree, program));
+    lines
+}
+
+/// The sentence for a lost shepherd.
+fn lost_sentence(lost: &Lost, shepherd: i32) -> String {
+    match lost {
+        Lost::Died(status) => format!(
+            "its parent process, the grader's shepherd (pid {shepherd}), was {}",
+            match run::describe(*status) {
+                text if text.starts_with("killed") => text,
+                text => format!("ended ({text})"),
+            }
+        ),
+        Lost::Silent => format!(
+            "its parent process, the grader's shepherd (pid {shepherd}), stopped answering \
+             (was it sent SIGSTOP?)"
+        ),
+    }
+}
+
+/// Turns the finished program into a [`Run`]: kills what is left of its
+/// run (unless the test keeps its daemons), waits for its output, and
+/// makes the leftover checks.
+fn collect(mut live: Live, ending: Ending, timeout: Duration) -> Run {
+    let status = if ending.keep {
+        live.shepherd.keep();
+        live.shepherd.exit_status()
+    } else {
+        live.shepherd.release()
+    };
+    let lost = live
+        .shepherd
+        .lost()
+        .map(|lost| lost_sentence(lost, live.shepherd.pid()));
+    let status = status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL));
     let deadline = Instant::now() + PIPE_GRACE;
     let (stdout, stdout_complete) = live.stdout.finish(deadline);
     let (stderr, stderr_complete) = live.stderr.finish(deadline);
-    let mut leaks = left_running;
+    let mut leaks: Vec<Leak> = ending
+        .processes
+        .into_iter()
+        .map(|leak| Leak {
+            what: live.cmd.normalize(&leak.what),
+            ..leak
+        })
+        .collect();
+    if !live.cmd.keeps_daemons() {
+        leaks.extend(
+            live.cmd
+                .sandbox()
+                .stop_kept_daemons()
+                .into_iter()
+                .map(|what| Leak {
+                    kind: LeakKind::Daemon,
+                    what: live.cmd.normalize(&what),
+                }),
+        );
+    }
     leaks.extend(leftovers(&live, &[&stdout, &stderr]));
-    let cmd = live.cmd;
+    let Live {
+        cmd,
+        command,
+        shepherd,
+        ..
+    } = live;
+    if ending.keep {
+        cmd.sandbox().keep_daemons(shepherd);
+    } else {
+        drop(shepherd);
+    }
     let normalize = |bytes: &[u8]| cmd.normalize(&String::from_utf8_lossy(bytes));
     let (read, why_timeout) = cmd.advice();
     Run {
-        command: live.command,
+        command,
         stdin_len: cmd.stdin_bytes().map(<[u8]>::len),
         stdout: normalize(&stdout),
         stderr: normalize(&stderr),
         stdout_bytes: stdout,
         status,
-        timed_out,
+        timed_out: ending.timed_out,
         timeout,
         output_complete: stdout_complete && stderr_complete,
         leaks,
         read,
         why_timeout,
+        at_deadline: ending
+            .at_deadline
+            .iter()
+            .map(|line| cmd.normalize(line))
+            .collect(),
+        hang: ending.hang,
+        lost,
         sandbox: cmd.into_sandbox(),
     }
 }
@@ -445,13 +580,18 @@ fn leftovers(live: &Live, output: &[&[u8]]) -> Vec<Leak> {
         cmd.sandbox(),
         cmd.sysv_expectations(),
         &live.private_before,
-        live.pgid(),
+        live.program(),
         output,
     );
     leaks.extend(leaks::posix(cmd.sandbox()));
     leaks.extend(leaks::fifos(
         cmd.sandbox(),
         &live.fifos_before,
+        cmd.kept_paths(),
+    ));
+    leaks.extend(socket_files::leftovers(
+        cmd.sandbox(),
+        &live.sockets_before,
         cmd.kept_paths(),
     ));
     leaks

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::procfs::{self, SysvKind};
+use crate::shepherd::Shepherd;
 
 /// Key bases (the low 24 bits of `ftok` keys) handed out in this process.
 static KEY_BASES: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -17,9 +18,10 @@ static NEXT_PREFIX: AtomicUsize = AtomicUsize::new(0);
 
 /// One test's private directory, `ftok` key file and POSIX name prefix.
 ///
-/// Dropping the sandbox removes its directory, and any System V object still
+/// Dropping the sandbox removes its directory, any System V object still
 /// alive under its keys or kept by one of its runs (see
-/// [`Cmd::keep_sysv_objects`](crate::Cmd::keep_sysv_objects)).
+/// [`Cmd::keep_sysv_objects`](crate::Cmd::keep_sysv_objects)), and kills
+/// the daemons its runs kept (see [`Cmd::keep_daemons`](crate::Cmd::keep_daemons)).
 #[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
@@ -29,6 +31,8 @@ pub struct Sandbox {
     posix_names: Mutex<Vec<String>>,
     /// Objects outside the sandbox's keys made by runs that kept theirs.
     kept_ids: Mutex<Vec<(SysvKind, i32)>>,
+    /// The shepherds of runs that kept their daemons running.
+    kept_daemons: Mutex<Vec<Shepherd>>,
 }
 
 impl Sandbox {
@@ -57,6 +61,7 @@ impl Sandbox {
             prefix,
             posix_names: Mutex::new(Vec::new()),
             kept_ids: Mutex::new(Vec::new()),
+            kept_daemons: Mutex::new(Vec::new()),
         }
     }
 
@@ -140,12 +145,63 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The process IDs of the daemons that runs in this sandbox kept
+    /// running ([`Cmd::keep_daemons`](crate::Cmd::keep_daemons)) and that
+    /// are still running now. A daemon that has ended is reaped at once by
+    /// the run's shepherd, so it is not listed.
+    pub fn daemons(&self) -> Vec<u32> {
+        lock(&self.kept_daemons)
+            .iter()
+            .flat_map(|shepherd| shepherd.tree())
+            .filter(|p| p.state != 'Z')
+            .map(|p| p.pid as u32)
+            .collect()
+    }
+
+    /// Takes over the shepherd of a run that keeps its daemons.
+    pub(crate) fn keep_daemons(&self, shepherd: Shepherd) {
+        lock(&self.kept_daemons).push(shepherd);
+    }
+
+    /// Kills the daemons kept by earlier runs; returns those that were
+    /// still running, as leftovers (`pid 12 (sleep 314), started by an
+    /// earlier step`).
+    pub(crate) fn stop_kept_daemons(&self) -> Vec<String> {
+        let shepherds = std::mem::take(&mut *lock(&self.kept_daemons));
+        let mut running = Vec::new();
+        for mut shepherd in shepherds {
+            running.extend(
+                shepherd
+                    .tree()
+                    .into_iter()
+                    .filter(|p| p.state != 'Z')
+                    .map(|p| format!("pid {} ({}), started by an earlier step", p.pid, p.command)),
+            );
+            shepherd.release();
+        }
+        running
+    }
+}
+
+/// Locks `mutex`, whatever a panicking test left in it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 impl Drop for Sandbox {
-    /// Removes the System V objects still alive under the sandbox's keys, and
-    /// those its runs kept: a test that fails half-way through a scenario
-    /// leaves nothing behind.
+    /// Kills the daemons its runs kept, removes the System V objects still
+    /// alive under the sandbox's keys, and those its runs kept: a test that
+    /// fails half-way through a scenario leaves nothing behind.
     fn drop(&mut self) {
+        for mut shepherd in std::mem::take(&mut *lock(&self.kept_daemons)) {
+            shepherd.release();
+        }
         crate::private::remove_all(self);
+        let mut bases = KEY_BASES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bases) = bases.as_mut() {
+            bases.remove(&self.key_base);
+        }
     }
 }
 

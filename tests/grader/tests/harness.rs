@@ -33,13 +33,16 @@ fn failure_in<T>(step: impl FnOnce() -> T) -> String {
     }
 }
 
-/// The text of a panic's payload.
+/// The text of a panic's payload, with the lines that the grader wrapped
+/// to fit a terminal joined again (every line break and the indentation
+/// after it become one space), so that tests can look for whole phrases.
 fn message_of(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
+    let text = payload
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
 fn assert_group_gone(run: &Run) {
@@ -734,6 +737,7 @@ fn a_background_program_is_alone_once_its_children_are_reaped() {
     quiet.wait_until_alone(Duration::from_secs(5));
     drop(quiet);
     let started = Instant::now();
+    // A child still running: the cause is what it is doing, not waitpid.
     let mut busy = misbehave(&["child-and-block"]).start();
     busy.wait_for_stdout("ready", Duration::from_secs(5));
     let message = failure_in(|| busy.wait_until_alone(Duration::from_secs(1)));
@@ -742,7 +746,24 @@ fn a_background_program_is_alone_once_its_children_are_reaped() {
         "{message}"
     );
     assert!(
-        message.contains("reap every child with waitpid"),
+        message.contains("a process it started is still running (pid "),
+        "{message}"
+    );
+    assert!(
+        message.contains("asleep in clock_nanosleep(2)"),
+        "{message}"
+    );
+    assert!(!message.contains("waitpid"), "{message}");
+    // A child that ended and was never waited for: now it is waitpid.
+    let mut careless = misbehave(&["zombie-and-block"]).start();
+    careless.wait_for_stdout("ready", Duration::from_secs(5));
+    let message = failure_in(|| careless.wait_until_alone(Duration::from_millis(300)));
+    assert!(
+        message.contains("has ended but was never waited for"),
+        "{message}"
+    );
+    assert!(
+        message.contains("reap every child with waitpid()"),
         "{message}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -791,4 +812,437 @@ fn a_background_program_keeps_its_queue_for_the_next_run_when_told_to() {
     let last = Cmd::new(MISBEHAVE, run.sandbox).arg("ok").run_unchecked();
     assert_eq!(last.leaks.len(), 1, "{:?}", last.leaks);
     assert_eq!(last.leaks[0].kind, LeakKind::Sysv(SysvKind::MessageQueue));
+}
+
+// ---- ways out of a run: every process the program starts is the run's ----
+//
+// These tests use only what the grader offered before the shepherd, so
+// that they can be run against the old grader too (where they fail).
+
+/// A command running `misbehave ARGS… SANDBOX`: the sandbox's path as the
+/// last argument marks the command line of every process of the run, even
+/// one that left its session, so that `processes_naming` finds it.
+fn escaping(args: &[&str]) -> (Cmd, std::path::PathBuf, Stray) {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir().to_path_buf();
+    let mut words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    words.insert(1, dir.display().to_string());
+    (
+        Cmd::new(MISBEHAVE, sandbox).args(words),
+        dir.clone(),
+        Stray(dir),
+    )
+}
+
+/// Kills, when dropped, whatever still names the directory: so that a
+/// failing test (run against a grader that lets processes escape) leaves
+/// nothing behind either.
+struct Stray(std::path::PathBuf);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        for pid in pids_naming(&self.0) {
+            // SAFETY: kill(2) takes no pointers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Live processes whose command line names `dir`.
+fn pids_naming(dir: &std::path::Path) -> Vec<i32> {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&dir))
+        })
+        .collect()
+}
+
+/// The pid a fixture announced with `daemon PID`.
+fn daemon_pid(run: &Run) -> i32 {
+    run.stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("daemon ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no `daemon PID` in {:?}", run.stdout))
+}
+
+/// Fails unless `run` reported `pid` as a daemon still running, with the
+/// call that was missing, and nothing of the run is left.
+fn assert_daemon_reported(run: &Run, pid: i32, how: &str, dir: &std::path::Path) {
+    let left = pids_naming(dir);
+    let leak = run
+        .leaks
+        .iter()
+        .find(|leak| leak.what.starts_with(&format!("pid {pid} ")))
+        .unwrap_or_else(|| panic!("pid {pid} was not reported: {:?}", run.leaks));
+    let text = leak.to_string();
+    assert!(text.starts_with("daemon still running"), "{text}");
+    assert!(text.contains(how), "{text}");
+    assert!(
+        text.contains("a daemon the program started is still running: stop it before exiting"),
+        "{text}"
+    );
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_child_that_calls_setsid_is_reported_and_killed() {
+    let (cmd, dir, _stray) = escaping(&["setsid-child"]);
+    let run = cmd.run_unchecked();
+    assert_daemon_reported(
+        &run,
+        daemon_pid(&run),
+        "in a session of its own (setsid)",
+        &dir,
+    );
+}
+
+#[test]
+fn a_child_that_calls_setpgid_is_reported_and_killed() {
+    let (cmd, dir, _stray) = escaping(&["setpgid-child"]);
+    let run = cmd.run_unchecked();
+    assert_daemon_reported(
+        &run,
+        daemon_pid(&run),
+        "in a process group of its own (setpgid)",
+        &dir,
+    );
+}
+
+#[test]
+fn a_double_forked_daemon_is_reported_and_killed() {
+    let (cmd, dir, _stray) = escaping(&["double-fork"]);
+    let run = cmd.run_unchecked();
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_daemon_reported(
+        &run,
+        daemon_pid(&run),
+        "in a session of its own (setsid)",
+        &dir,
+    );
+}
+
+#[test]
+fn a_daemon_holding_stdout_is_reported_at_once_and_killed() {
+    let (cmd, dir, _stray) = escaping(&["daemon-holding-stdout"]);
+    let started = Instant::now();
+    let run = cmd.run_unchecked();
+    // The grader need not wait for the pipe: it knows the daemon is the
+    // run's, kills it, and the pipe closes.
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(run.output_complete, "stdout never closed");
+    assert!(run.stdout.contains("daemon ready\n"), "{}", run.stdout);
+    assert_daemon_reported(
+        &run,
+        daemon_pid(&run),
+        "in a session of its own (setsid)",
+        &dir,
+    );
+}
+
+#[test]
+fn a_burst_of_500_children_leaving_daemons_is_reported_and_killed() {
+    let (cmd, dir, _stray) = escaping(&["burst", "500"]);
+    let started = Instant::now();
+    let run = cmd.run_unchecked();
+    assert_eq!(run.stdout, "forked 500\n");
+    let mut pids: Vec<&str> = run
+        .leaks
+        .iter()
+        .filter(|leak| leak.to_string().starts_with("daemon still running"))
+        .map(|leak| leak.what.as_str())
+        .collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 500, "{:?}", run.leaks.len());
+    let left = pids_naming(&dir);
+    assert!(left.is_empty(), "{} left running", left.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_program_killed_at_the_timeout_takes_its_escaped_grandchild_with_it() {
+    let (cmd, dir, _stray) = escaping(&["escape-then-hang"]);
+    let run = cmd.timeout(Duration::from_millis(500)).run_unchecked();
+    assert!(run.timed_out);
+    assert_eq!(run.signal(), Some(libc::SIGKILL));
+    let daemon = daemon_pid(&run);
+    let left = pids_naming(&dir);
+    assert!(
+        left.is_empty(),
+        "left running: {left:?} (the daemon was {daemon})"
+    );
+}
+
+#[test]
+fn a_growing_chain_of_sessions_is_killed_at_the_timeout() {
+    // Each link of the chain forks the next from a session of its own
+    // while the grader is killing them.
+    let (cmd, dir, _stray) = escaping(&["chain", "200"]);
+    let started = Instant::now();
+    let run = cmd.timeout(Duration::from_millis(200)).run_unchecked();
+    assert!(run.timed_out);
+    let left = pids_naming(&dir);
+    assert!(left.is_empty(), "{} left running", left.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn parallel_runs_never_see_each_others_daemons() {
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let (cmd, dir, stray) = escaping(&["double-fork"]);
+                let run = cmd.run_unchecked();
+                (run, dir, stray)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (run, dir, _stray) = handle.join().unwrap();
+        let daemon = daemon_pid(&run);
+        assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+        assert_daemon_reported(&run, daemon, "(setsid)", &dir);
+    }
+}
+
+#[test]
+fn a_killed_test_process_leaves_no_process_of_its_runs() {
+    // A test process of its own runs a program that started a daemon and
+    // hangs; it is killed with SIGKILL, as Ctrl-C or a crash would.
+    let outer = Sandbox::new();
+    let dir = outer.dir().to_path_buf();
+    let _stray = Stray(dir.clone());
+    let mut test = std::process::Command::new(MISBEHAVE)
+        .args(["grade-then-wait".as_ref(), dir.as_os_str()])
+        .env("TMPDIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(test.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // The program and its daemon run, in the inner test's sandbox.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids_naming(&dir).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(pids_naming(&dir).len() >= 3, "{:?}", pids_naming(&dir));
+    test.kill().unwrap();
+    test.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !pids_naming(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = pids_naming(&dir);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+// ---- the shepherd: statuses, zombies, a killed shepherd, kept daemons ----
+
+#[test]
+fn exit_statuses_and_signals_reach_the_run_unchanged() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        ["exit", "3"],
+        ["exit", "0"],
+        ["raise", "10"],
+        ["raise", "6"],
+    ] {
+        let direct = std::process::Command::new(MISBEHAVE)
+            .args(args)
+            .status()
+            .unwrap();
+        let run = misbehave(&args).run_unchecked();
+        assert_eq!(
+            run.status.into_raw(),
+            direct.into_raw(),
+            "{args:?}: {} vs {direct}",
+            run.status
+        );
+    }
+    let run = misbehave(&["raise", "10"]).run_unchecked();
+    assert_eq!(run.signal(), Some(libc::SIGUSR1));
+}
+
+#[test]
+fn a_zombie_and_a_daemon_are_each_reported_as_what_they_are() {
+    let (cmd, dir, _stray) = escaping(&["zombie-and-daemon"]);
+    let run = cmd.run_unchecked();
+    let zombie = number_after(&run.stdout, "zombie ");
+    let daemon = daemon_pid(&run);
+    assert_eq!(run.leaks.len(), 2, "{:?}", run.leaks);
+    let kind_of = |pid: i32| {
+        run.leaks
+            .iter()
+            .find(|leak| leak.what.starts_with(&format!("pid {pid} ")))
+            .map(|leak| leak.kind)
+    };
+    assert_eq!(kind_of(zombie), Some(LeakKind::Zombie), "{:?}", run.leaks);
+    assert_eq!(kind_of(daemon), Some(LeakKind::Daemon), "{:?}", run.leaks);
+    assert!(pids_naming(&dir).is_empty());
+}
+
+#[test]
+fn a_burst_of_500_children_never_waited_for_is_reported_and_reaped() {
+    let run = misbehave(&["zombies", "500"]).run_unchecked();
+    assert_eq!(run.stdout, "left 500 zombies\n");
+    assert_eq!(run.leaks.len(), 500);
+    assert!(run.leaks.iter().all(|leak| leak.kind == LeakKind::Zombie));
+    for leak in &run.leaks {
+        let pid = number_after(&leak.what, "pid ");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} was not reaped"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_names_what_each_process_was_doing() {
+    let (cmd, _dir, _stray) = escaping(&["escape-then-hang"]);
+    let message = failure_of(cmd.timeout(Duration::from_millis(300)));
+    let daemon = number_after(&message, "daemon ");
+    assert!(
+        message.contains("at the deadline (then killed):"),
+        "{message}"
+    );
+    assert!(
+        message.contains("misbehave escape-then-hang [SANDBOX]) asleep in clock_nanosleep(2)"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "pid {daemon} (misbehave escape-then-hang [SANDBOX])"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("in a session of its own (setsid)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("why: it was asleep in clock_nanosleep(2): sleeping longer"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failing_wait_names_the_processes_still_running() {
+    let (cmd, dir, _stray) = escaping(&["escape-then-hang"]);
+    let mut running = cmd.start();
+    let stdout = running.wait_for_stdout("daemon ", Duration::from_secs(5));
+    let daemon = number_after(&stdout, "daemon ");
+    let message = failure_in(|| running.wait_for_stdout("never", Duration::from_millis(200)));
+    assert!(
+        message.contains("processes it started, still running (to be killed):"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("pid {daemon} (")), "{message}");
+    drop(running);
+    assert!(pids_naming(&dir).is_empty());
+}
+
+#[test]
+fn a_program_that_kills_its_shepherd_fails_and_leaves_nothing() {
+    let (cmd, dir, _stray) = escaping(&["kill-parent"]);
+    let message = failure_of(cmd);
+    assert!(
+        message.contains("its parent process, the grader's shepherd (pid "),
+        "{message}"
+    );
+    assert!(
+        message.contains("was killed by signal 9 (SIGKILL)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("must never signal its parent"),
+        "{message}"
+    );
+    let left = pids_naming(&dir);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_daemon_the_test_keeps_runs_until_a_later_run_reports_it() {
+    let (cmd, dir, _stray) = escaping(&["double-fork"]);
+    let first = cmd.keep_daemons().run();
+    let daemon = daemon_pid(&first);
+    assert_eq!(first.sandbox.daemons(), vec![daemon as u32]);
+    assert_eq!(pids_naming(&dir), vec![daemon]);
+    let second = Cmd::new(MISBEHAVE, first.sandbox).arg("ok").run_unchecked();
+    assert_eq!(second.leaks.len(), 1, "{:?}", second.leaks);
+    assert_eq!(second.leaks[0].kind, LeakKind::Daemon);
+    assert!(
+        second.leaks[0].what.starts_with(&format!(
+            "pid {daemon} (misbehave double-fork [SANDBOX]), started by an earlier step"
+        )),
+        "{:?}",
+        second.leaks
+    );
+    assert!(pids_naming(&dir).is_empty());
+    assert!(second.sandbox.daemons().is_empty());
+}
+
+#[test]
+fn a_kept_daemon_is_killed_with_its_sandbox() {
+    let (cmd, dir, _stray) = escaping(&["double-fork"]);
+    let run = cmd.keep_daemons().run();
+    assert_eq!(pids_naming(&dir).len(), 1);
+    drop(run);
+    assert!(pids_naming(&dir).is_empty());
+}
+
+#[test]
+fn a_kept_daemon_that_is_stopped_is_gone_at_once() {
+    // A later step stops the daemon by its pid and waits until kill(pid, 0)
+    // fails, as a pid-file `stop` does: the shepherd reaps it as init would.
+    let (cmd, _dir, _stray) = escaping(&["double-fork"]);
+    let run = cmd.keep_daemons().run();
+    let daemon = daemon_pid(&run);
+    // SAFETY: kill(2) takes no pointers.
+    unsafe { libc::kill(daemon, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    // SAFETY: as above; signal 0 only checks that the process exists.
+    while unsafe { libc::kill(daemon, 0) } == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: as above.
+    assert_ne!(
+        unsafe { libc::kill(daemon, 0) },
+        0,
+        "the stopped daemon is still there"
+    );
+    let last = Cmd::new(MISBEHAVE, run.sandbox).arg("ok").run();
+    assert!(last.leaks.is_empty(), "{:?}", last.leaks);
+}
+
+#[test]
+fn a_run_that_keeps_daemons_still_reports_children_never_waited_for() {
+    let (cmd, dir, _stray) = escaping(&["zombie-and-daemon"]);
+    let run = cmd.keep_daemons().run_unchecked();
+    let zombie = number_after(&run.stdout, "zombie ");
+    assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
+    assert_eq!(run.leaks[0].kind, LeakKind::Zombie);
+    assert!(run.leaks[0].what.starts_with(&format!("pid {zombie} ")));
+    assert_eq!(pids_naming(&dir), vec![daemon_pid(&run)]);
 }

@@ -48,6 +48,10 @@ fn main() {
             let made = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
             assert!(made == 0, "mkfifo failed");
         }
+        "bind-socket" => {
+            // Binds a socket to a path and leaves the socket file behind.
+            std::os::unix::net::UnixListener::bind(arg(1)).expect("bind");
+        }
         "open-read" => match std::fs::File::open(arg(1)) {
             // Blocks on a FIFO until a writer comes; fails without permission.
             Ok(_) => println!("opened"),
@@ -177,6 +181,15 @@ fn main() {
             println!("ready");
             block_in_read();
         }
+        "zombie-and-block" => {
+            // A child that exits at once and is never waited for.
+            if fork() == 0 {
+                // SAFETY: _exit in the child after fork.
+                unsafe { libc::_exit(0) };
+            }
+            println!("ready");
+            block_in_read();
+        }
         "ready-and-block" => {
             println!("ready");
             block_in_read();
@@ -189,11 +202,198 @@ fn main() {
             println!("ready");
             block_in_read();
         }
+        // ---- ways out of a run (each takes the sandbox path, so that the
+        // harness can find its processes by their command line) ----------
+        "setsid-child" => {
+            // A child in a session of its own; the program does not wait.
+            let child = fork();
+            if child == 0 {
+                // SAFETY: setsid(2) in the child, which leads no group.
+                unsafe { libc::setsid() };
+                sleep_for_ever();
+            }
+            println!("daemon {child}");
+        }
+        "setpgid-child" => {
+            // A child in a process group of its own.
+            let child = fork();
+            if child == 0 {
+                // SAFETY: setpgid(2) on ourselves.
+                unsafe { libc::setpgid(0, 0) };
+                sleep_for_ever();
+            }
+            println!("daemon {child}");
+        }
+        "double-fork" => {
+            // The classic daemon: fork, setsid, fork; the middle process
+            // exits and is waited for; the grandchild is an orphan in a
+            // session it does not lead.
+            println!("daemon {}", daemonize(false));
+        }
+        "daemon-holding-stdout" => {
+            // The same daemon, but it keeps the program's stdout open.
+            println!("daemon {}", daemonize(true));
+        }
+        "burst" => {
+            // N short-lived children, each leaving an escaped grandchild.
+            let count: usize = arg(2).parse().expect("a count");
+            let mut children = Vec::new();
+            for _ in 0..count {
+                let child = fork();
+                if child == 0 {
+                    // SAFETY: setsid(2), then fork in a single-threaded child.
+                    unsafe { libc::setsid() };
+                    if fork() == 0 {
+                        sleep_for_ever();
+                    }
+                    // SAFETY: _exit in the child after fork.
+                    unsafe { libc::_exit(0) };
+                }
+                children.push(child);
+            }
+            for child in children {
+                // SAFETY: waitpid on our own child with a null status.
+                unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+            }
+            println!("forked {count}");
+        }
+        "zombies" => {
+            // N children that exit at once, never waited for.
+            let count: usize = arg(1).parse().expect("a count");
+            let children: Vec<i32> = (0..count)
+                .map(|_| {
+                    let child = fork();
+                    if child == 0 {
+                        // SAFETY: _exit in the child after fork.
+                        unsafe { libc::_exit(0) };
+                    }
+                    child
+                })
+                .collect();
+            let zombie = |pid: &i32| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stat.contains(") Z "))
+            };
+            while !children.iter().all(zombie) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("left {count} zombies");
+        }
+        "chain" => {
+            // A chain of N processes, each in a session of its own, each
+            // forking the next before it sleeps; the program spins.
+            let links: usize = arg(2).parse().expect("a length");
+            if fork() == 0 {
+                for _ in 0..links {
+                    // SAFETY: setsid(2) in a child that leads no group.
+                    unsafe { libc::setsid() };
+                    if fork() != 0 {
+                        sleep_for_ever();
+                    }
+                }
+                sleep_for_ever();
+            }
+            println!("ready");
+            loop {
+                std::hint::spin_loop();
+            }
+        }
+        "escape-then-hang" => {
+            // A daemon, then the program itself never ends.
+            println!("daemon {}", daemonize(false));
+            sleep_for_ever();
+        }
+        "zombie-and-daemon" => {
+            let zombie = fork();
+            if zombie == 0 {
+                // SAFETY: _exit in the child after fork.
+                unsafe { libc::_exit(0) };
+            }
+            println!("daemon {}", daemonize(false));
+            while !std::fs::read_to_string(format!("/proc/{zombie}/stat"))
+                .is_ok_and(|stat| stat.contains(") Z "))
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("zombie {zombie}");
+        }
+        "kill-parent" => {
+            // Starts a daemon, then kills its own parent (the grader's
+            // shepherd) and waits a moment before it exits.
+            println!("daemon {}", daemonize(false));
+            // SAFETY: kill(2) of our parent.
+            unsafe { libc::kill(libc::getppid(), libc::SIGKILL) };
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        "exit" => std::process::exit(arg(1).parse().expect("a status")),
+        "raise" => {
+            // SAFETY: raise(3) with a signal number.
+            unsafe { libc::raise(arg(1).parse().expect("a signal")) };
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        "grade-then-wait" => {
+            // A test process of its own: starts `misbehave escape-then-hang
+            // DIR` under the grader, says so, and waits to be killed.
+            let me = std::env::current_exe().expect("current_exe");
+            let _running = grader::Cmd::new(me, grader::Sandbox::new())
+                .args(["escape-then-hang", &arg(1)])
+                .start();
+            println!("ready");
+            sleep_for_ever();
+        }
         _ => {
             eprintln!("usage: misbehave WHAT [ARG]");
             std::process::exit(2);
         }
     }
+}
+
+/// Sleeps until killed.
+fn sleep_for_ever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Starts a daemon by the double fork and returns its pid: fork, setsid,
+/// fork; the middle process exits and is waited for. The daemon closes its
+/// standard streams (unless `hold`: then it prints `daemon ready` on
+/// stdout and keeps it), then reports its pid through a pipe.
+fn daemonize(hold: bool) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two-element array.
+    assert!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
+    let middle = fork();
+    if middle == 0 {
+        // SAFETY: setsid(2) in a child that leads no group.
+        unsafe { libc::setsid() };
+        if fork() == 0 {
+            if hold {
+                println!("daemon ready");
+            } else {
+                // SAFETY: closing our standard streams.
+                unsafe {
+                    libc::close(0);
+                    libc::close(1);
+                    libc::close(2);
+                }
+            }
+            // SAFETY: getpid(2); write(2) of four bytes from a local.
+            let bytes = unsafe { libc::getpid() }.to_ne_bytes();
+            unsafe { libc::write(fds[1], bytes.as_ptr().cast(), bytes.len()) };
+            sleep_for_ever();
+        }
+        // SAFETY: _exit in the child after fork.
+        unsafe { libc::_exit(0) };
+    }
+    let mut bytes = [0u8; 4];
+    // SAFETY: read(2) into a local array; waitpid on our own child.
+    unsafe {
+        libc::close(fds[1]);
+        libc::read(fds[0], bytes.as_mut_ptr().cast(), bytes.len());
+        libc::waitpid(middle, std::ptr::null_mut(), 0);
+    }
+    i32::from_ne_bytes(bytes)
 }
 
 /// fork(2), panicking on failure: good enough for a test fixture.

@@ -27,9 +27,10 @@ pub const CLOSE: &str = "<!-- /instructor-only -->";
 
 /// Words that must not reach a student page: what names the solutions,
 /// the instructors' commands and the instructor's guide.
-pub const FORBIDDEN: [&str; 9] = [
+pub const FORBIDDEN: [&str; 10] = [
     "solutions/",
     "workbook verify",
+    "workbook mistakes",
     "workbook manifest",
     "workbook handout",
     "workbook gradebook",

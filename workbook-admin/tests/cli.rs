@@ -199,7 +199,8 @@ fn handout_leaves_the_solutions_out_and_adds_classroom_grading() {
     assert!(readme.starts_with("# A fake course\n"), "{readme}");
     assert!(!readme.contains("solution"), "{readme}");
     assert!(
-        readme.contains("| 02 | Pipes (管道) | `labs/02-pipes` | `book/src/02-pipes.md` | 2 | 50 |"),
+        readme
+            .contains("| 02 | Pipes (管道) | `labs/02-pipes` | `book/src/02-pipes.md` | 2 | 50 |"),
         "{readme}"
     );
     let justfile = fs::read_to_string(student.join("justfile")).expect("justfile");
@@ -256,7 +257,11 @@ fn handout_pages_keep_nothing_for_instructors() {
         "# Grading\n\nRun `cargo test` in a lab; see [Pipes](02-pipes.md#task-1-do-the-first-thing).\n"
     );
     // The course's own page keeps the passage.
-    assert!(course.read("book/src/grading.md").contains("workbook verify"));
+    assert!(
+        course
+            .read("book/src/grading.md")
+            .contains("workbook verify")
+    );
     // A mention outside the markers stops the handout, naming the page.
     course.write(
         "book/src/02-pipes.md",

@@ -270,7 +270,7 @@ impl Report<'_> {
         let total = graded
             .labs
             .iter()
-            .fold(Points::default(), |sum, lab| sum.add(lab.points));
+            .fold(Points::default(), |sum, lab| sum + lab.points);
         Json::object([
             ("format", Json::string("workbook-grade/2")),
             ("workbook_version", Json::string(env!("CARGO_PKG_VERSION"))),
@@ -379,13 +379,13 @@ pub fn run(ws: &Workspace, query: Option<&str>, output: &Output, cwd: &Path) -> 
         }
         shown = Some(tamper.clone());
     })?;
-    if shown.as_ref() != Some(&graded.tamper) {
-        if let Some(warning) = graded.tamper.warning() {
-            say(
-                output.json,
-                &format!("\nWhile grading, more changed:\n{warning}\n"),
-            );
-        }
+    if shown.as_ref() != Some(&graded.tamper)
+        && let Some(warning) = graded.tamper.warning()
+    {
+        say(
+            output.json,
+            &format!("\nWhile grading, more changed:\n{warning}\n"),
+        );
     }
     let provenance = Provenance {
         commit: commit(ws),
@@ -748,7 +748,7 @@ pub fn score(graded: &mut LabGrade, scoring: Scoring, todos: &[crate::workspace:
     for test in &mut graded.tests {
         let points = Points::new(earned(test.passed), per_test);
         test.points = (scoring.granularity == Granularity::Test).then_some(points);
-        lab = lab.add(points);
+        lab = lab + points;
     }
     for task in &mut tasks {
         let possible = per_test * task.tests.len() as u32;
@@ -771,7 +771,7 @@ pub fn score(graded: &mut LabGrade, scoring: Scoring, todos: &[crate::workspace:
         Granularity::Task => tasks
             .iter()
             .filter_map(|t| t.points)
-            .fold(Points::default(), Points::add),
+            .fold(Points::default(), |sum, points| sum + points),
         Granularity::Lab => {
             if graded.state == State::Done {
                 lab

@@ -146,13 +146,13 @@ fn items(source: &str) -> Vec<Item<'_>> {
             .or_else(|| trimmed.strip_prefix("pub(crate) "))
             .unwrap_or(trimmed);
         let kind_and_name = if let Some(rest) = header.strip_prefix("fn ") {
-            let test = attributes.iter().any(|a| *a == "#[test]");
+            let test = attributes.contains(&"#[test]");
             let ignored = attributes.iter().any(|a| a.starts_with("#[ignore"));
             Some((ItemKind::Fn { test, ignored }, rest))
-        } else if let Some(rest) = header.strip_prefix("const ") {
-            Some((ItemKind::Const, rest))
         } else {
-            None
+            header
+                .strip_prefix("const ")
+                .map(|rest| (ItemKind::Const, rest))
         };
         if !trimmed.is_empty() && !trimmed.starts_with("//") {
             attributes.clear();
@@ -338,11 +338,6 @@ impl Points {
         Points { earned, possible }
     }
 
-    /// The sum of both counts.
-    pub fn add(self, other: Points) -> Points {
-        Points::new(self.earned + other.earned, self.possible + other.possible)
-    }
-
     /// All of the points, or none.
     pub fn all_or_nothing(self) -> Points {
         if self.earned == self.possible {
@@ -350,6 +345,15 @@ impl Points {
         } else {
             Points::new(0, self.possible)
         }
+    }
+}
+
+impl std::ops::Add for Points {
+    type Output = Points;
+
+    /// The sum of both counts.
+    fn add(self, other: Points) -> Points {
+        Points::new(self.earned + other.earned, self.possible + other.possible)
     }
 }
 

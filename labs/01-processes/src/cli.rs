@@ -50,8 +50,13 @@ enum Command {
         #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
         n: u8,
     },
-    /// Parent and child both write through one buffered stdout (TODO 4).
-    Greet,
+    /// Parent and child both write through one buffered stdout; the child
+    /// exits with STATUS (TODO 4).
+    Greet {
+        /// The status the child exits with (0 to 255).
+        #[arg(default_value_t = 0)]
+        status: u8,
+    },
     /// Open FILE with and without O_CLOEXEC, then exec `processes show-fds`
     /// to see which descriptor survives exec (TODO 5).
     Inherit {
@@ -105,9 +110,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
         }
         // ANCHOR_END: cli_fanout
         // ANCHOR: cli_greet
-        Command::Greet => {
+        Command::Greet { status } => {
             let mut out = BufWriter::new(io::stdout());
-            let status = greet(&mut out)?;
+            let status = greet(&mut out, status)?;
             writeln!(out, "parent: the child {}", describe_status(status))?;
             out.flush()?;
         }

@@ -48,10 +48,15 @@ pub fn describe_status(status: WaitStatus) -> String {
 ///   the child of a multi-threaded parent, so prepare everything — the
 ///   `CString`s — *before* forking);
 /// * in the child, `execvp()` searches `PATH` like a shell. It returns only
-///   on failure: then print `processes: cannot run PROGRAM: ERRNO` on stderr
+///   on failure: then write `processes: cannot run PROGRAM: ERRNO` on stderr
 ///   and leave with `_exit(127)`, the status shells use for "command not
-///   found" (never return into the parent's code from the child);
-/// * in the parent, `waitpid(child, None)` until the child has ended.
+///   found" (never return into the parent's code from the child). The
+///   allocation-free way: build the message up to `PROGRAM: ` before
+///   `fork`, and in the child write it and the errno's text to descriptor 2
+///   with `write(2)`. (`eprintln!` takes a lock and may allocate; it is
+///   tolerated here only because this program has a single thread.)
+/// * in the parent, `waitpid(child, None)` until the child has ended,
+///   calling it again if it fails with `EINTR`.
 ///
 /// Errors: an argument containing a NUL byte, or `fork`/`waitpid` failing.
 pub fn run_program(argv: &[String]) -> anyhow::Result<WaitStatus> {
@@ -82,15 +87,15 @@ pub fn fan_out(n: u8) -> anyhow::Result<Vec<WaitStatus>> {
 /// caller later flushes:
 ///
 /// 1. the parent writes the line `parent: about to fork`;
-/// 2. it forks; the child writes `child: hello from the child`, flushes
-///    `out` and leaves with `_exit(0)`;
+/// 2. it forks; the child writes `child: hello, I exit with status STATUS`
+///    (`status`, e.g. `7`), flushes `out` and leaves with `_exit(status)`;
 /// 3. the parent waits for the child and returns its status (the caller
-///    then writes `parent: the child exited with status 0`).
+///    then writes `parent: the child exited with status 7`).
 ///
 /// The three lines must appear once each, in that order. `fork()` copies
 /// the whole address space, *including bytes still sitting in `out`'s
 /// buffer*: think about what the child's flush writes.
-pub fn greet<W: Write>(out: &mut W) -> anyhow::Result<WaitStatus> {
+pub fn greet<W: Write>(out: &mut W, status: u8) -> anyhow::Result<WaitStatus> {
     // TODO(4): write, make sure nothing is left buffered, fork, …
     todo!("TODO(4): greet")
 }

@@ -23,7 +23,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print PIPE_BUF and the capacity of a new pipe (TODO 1).
-    Limits,
+    Limits {
+        /// Ask for a pipe that holds at least BYTES first (F_SETPIPE_SZ).
+        #[arg(long, value_name = "BYTES")]
+        capacity: Option<usize>,
+    },
     /// Send standard input through a pipe to a child that counts it (TODO 2).
     Count,
     /// Print the numbers 1 to COUNT, one per line, and stop quietly if the
@@ -69,8 +73,8 @@ pub fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         // ANCHOR: cli_limits
-        Command::Limits => {
-            let limits = pipe_limits()?;
+        Command::Limits { capacity } => {
+            let limits = pipe_limits(capacity)?;
             println!("PIPE_BUF: {} bytes", limits.pipe_buf);
             println!("capacity: {} bytes", limits.capacity);
         }

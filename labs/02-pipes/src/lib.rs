@@ -49,12 +49,20 @@ pub struct Tally {
 ///   `unistd::fpathconf(&fd, PathconfVar::PIPE_BUF)`): POSIX only promises
 ///   it is at least 512; Linux says 4096;
 /// * the capacity with `fcntl(fd, F_GETPIPE_SZ)` (nix:
-///   `fcntl(&fd, FcntlArg::F_GETPIPE_SZ)`), 65536 by default on Linux.
+///   `fcntl(&fd, FcntlArg::F_GETPIPE_SZ)`): by default 16 pages, 65536
+///   bytes on a machine with 4 KiB pages.
+///
+/// With `capacity`, first ask for a pipe that holds at least that many
+/// bytes, `fcntl(fd, F_SETPIPE_SZ, capacity)` (nix:
+/// `FcntlArg::F_SETPIPE_SZ(n)`), and report what `F_GETPIPE_SZ` says
+/// afterwards: the kernel rounds the request up (today to a power-of-two
+/// number of pages). An ordinary user may not ask for more than
+/// `/proc/sys/fs/pipe-max-size` (`EPERM`).
 ///
 /// Both ends are closed when the function returns (dropping an `OwnedFd`
 /// closes it).
-pub fn pipe_limits() -> anyhow::Result<PipeLimits> {
-    // TODO(1): pipe(), then fpathconf and fcntl on one of its ends.
+pub fn pipe_limits(capacity: Option<usize>) -> anyhow::Result<PipeLimits> {
+    // TODO(1): pipe(), maybe F_SETPIPE_SZ, then fpathconf and F_GETPIPE_SZ.
     todo!("TODO(1): pipe_limits")
 }
 // ANCHOR_END: pipe_limits

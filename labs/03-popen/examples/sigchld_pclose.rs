@@ -1,6 +1,8 @@
 //! What a `SIGCHLD` handler that reaps every child does to `pclose`, shown
 //! with the C library's `popen` and `pclose`, and one way to keep the two
-//! apart.
+//! apart. The command prints the signal mask it started with (`SigBlk` in
+//! `/proc/self/status`): blocking `SIGCHLD` around `popen` blocks it in the
+//! command too.
 //!
 //! Usage (inside `labs/03-popen`): `cargo run --example sigchld_pclose`
 
@@ -13,6 +15,10 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+
+/// The command: `grep`, run by the shell in its own place, prints the
+/// signals it started with blocked.
+const SHOW_MASK: &CStr = c"exec grep SigBlk /proc/self/status";
 
 /// How many children the handler has reaped so far.
 static REAPED: AtomicUsize = AtomicUsize::new(0);
@@ -39,17 +45,19 @@ fn main() -> anyhow::Result<()> {
     unsafe { sigaction(Signal::SIGCHLD, &action) }.context("sigaction")?;
 
     // ANCHOR: stolen
-    let result = popen_and_pclose(c"echo hello")?;
+    let result = popen_and_pclose(SHOW_MASK)?;
     println!("with the handler:     {result}");
     // ANCHOR_END: stolen
 
     // ANCHOR: blocked
     // Block SIGCHLD from popen to pclose: the signal stays pending, and by
-    // the time the handler runs, pclose has already reaped the child.
+    // the time the handler runs, pclose has already reaped the child. The
+    // C library's popen does not unblock it in the child: the command
+    // starts with SIGCHLD blocked.
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
     let before = sigchld.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
-    let result = popen_and_pclose(c"echo hello");
+    let result = popen_and_pclose(SHOW_MASK);
     before.thread_set_mask()?;
     println!("with SIGCHLD blocked: {}", result?);
     // ANCHOR_END: blocked
@@ -75,7 +83,7 @@ fn popen_and_pclose(command: &CStr) -> anyhow::Result<String> {
     } else {
         // SAFETY: fgets left a NUL-terminated line in buf.
         let line = unsafe { CStr::from_ptr(buf.as_ptr()) };
-        line.to_string_lossy().trim_end().to_string()
+        line.to_string_lossy().trim_end().replace('\t', " ")
     };
     thread::sleep(Duration::from_millis(100)); // other work, meanwhile
     // SAFETY: fin came from popen and is closed exactly once.

@@ -36,7 +36,9 @@ pub enum OpenMode {
     /// A plain `open`: it waits until the other end is open too.
     Blocking,
     /// `O_NONBLOCK`: it never waits. Reads and writes on the descriptor
-    /// do not wait either: they fail with `EAGAIN` instead.
+    /// do not wait either. A read of an empty FIFO fails with `EAGAIN` while
+    /// some process has it open for writing, and returns 0 (end-of-file)
+    /// when none has; a write to a full FIFO fails with `EAGAIN`.
     NonBlocking,
 }
 // ANCHOR_END: open_types
@@ -64,19 +66,22 @@ pub fn make_fifo(path: &Path) -> anyhow::Result<()> {
 // ANCHOR_END: make_fifo
 
 // ANCHOR: open_fifo
-/// Opens one end of the FIFO at `path` and returns its descriptor.
+/// Opens one end of the FIFO at `path` and returns its descriptor; refuses
+/// anything that is not a FIFO, and any symbolic link.
 ///
-/// 1. Make sure `path` is a FIFO before opening it: `stat(2)` it (std:
-///    `fs::metadata(path)?.file_type().is_fifo()`; nix: `sys::stat::stat`
-///    and `SFlag::S_IFIFO`). If `stat` fails, return its error with the
-///    context `cannot open PATH`. If `path` is not a FIFO, fail with
-///    `PATH is not a FIFO`: opening a regular file for writing would let
-///    the caller overwrite it, and nobody would ever wait at the other end.
-/// 2. `open(2)` it with `O_RDONLY` for [`End::Read`] or `O_WRONLY` for
-///    [`End::Write`], plus `O_CLOEXEC`, plus `O_NONBLOCK` for
+/// 1. `open(2)` `path` with `O_RDONLY` for [`End::Read`] or `O_WRONLY` for
+///    [`End::Write`], plus `O_CLOEXEC`, plus `O_NOFOLLOW` (a symbolic link
+///    fails with `ELOOP` instead of being followed), plus `O_NONBLOCK` for
 ///    [`OpenMode::NonBlocking`] (nix: `fcntl::open(path, flags,
 ///    Mode::empty())`). If it fails, return the error with the context
 ///    `cannot open PATH`.
+/// 2. Check **the descriptor**, not the path: `fstat(2)` it (nix:
+///    `sys::stat::fstat`, then `SFlag::S_IFIFO`; std:
+///    `File::metadata()?.file_type().is_fifo()`). If it is not a FIFO, close
+///    it and fail with `PATH is not a FIFO`: nothing is ever written through
+///    it. (A `stat` of the path *before* the `open` would check one file
+///    and open another, if someone swapped in a symbolic link between the
+///    two calls.)
 ///
 /// What `open` does depends on the other end:
 ///
@@ -88,9 +93,10 @@ pub fn make_fifo(path: &Path) -> anyhow::Result<()> {
 /// | `O_WRONLY \| O_NONBLOCK` | returns | fails with `ENXIO` |
 ///
 /// Permissions are checked before any waiting: without them, `open` fails
-/// at once with `EACCES`.
+/// at once with `EACCES`. A regular file opens at once (a directory too, for
+/// reading): the `fstat` is what refuses it.
 pub fn open_fifo(path: &Path, end: End, mode: OpenMode) -> anyhow::Result<OwnedFd> {
-    // TODO(2): stat and check the file type, then open with the right flags.
+    // TODO(2): open with the right flags, then fstat the descriptor.
     todo!("TODO(2): open_fifo")
 }
 // ANCHOR_END: open_fifo
@@ -178,19 +184,22 @@ pub fn request_numbers(
 ///
 /// Set up, in this order:
 ///
-/// 1. **Signals.** For SIGINT and SIGTERM, install a handler (nix:
-///    `sigaction` with `SaFlags::SA_RESETHAND`) that removes the FIFO with
-///    `libc::unlink` and then raises the same signal again, so that the
-///    server still dies of it. A handler can reach the path only through a
-///    `static` (a `OnceLock<CString>`, set before the handler is
-///    installed), and may call only async-signal-safe functions: `unlink`
-///    and `raise` are. Install it **before** making the FIFO, or a signal
-///    in between leaves the FIFO behind. Ignore SIGPIPE too (`SigIgn`): a
-///    server must not die when a client vanishes. Rust ignores it already,
-///    but a server says so itself.
-/// 2. **The well-known FIFO**: [`make_fifo`]. If the path already exists
-///    (`EEXIST`), fail, and do not remove what you did not make. From here
-///    on, every way out of this function removes the FIFO.
+/// 1. **Signals.** Block SIGINT and SIGTERM (nix: `SigSet::thread_block`)
+///    until step 2 is done. For both, install a handler (nix: `sigaction`
+///    with `SaFlags::SA_RESETHAND`) that removes the FIFO with
+///    `libc::unlink`, if it knows its path, and then raises the same signal
+///    again, so that the server still dies of it. A handler can reach the
+///    path only through a `static` (a `OnceLock<CString>`), and may call
+///    only async-signal-safe functions: `unlink` and `raise` are. Ignore
+///    SIGPIPE too (`SigIgn`): a server must not die when a client vanishes.
+///    Rust ignores it already, but a server says so itself.
+/// 2. **The well-known FIFO**: [`make_fifo`]. Only once it has succeeded,
+///    give the handler the path (set the `static`); then unblock the two
+///    signals. A signal that came meanwhile was held pending, and is handled
+///    now: it removes the FIFO. If the path already exists (`EEXIST`),
+///    unblock and fail: the handler never learnt that path, so a signal
+///    cannot make the server remove what it did not make. From here on,
+///    every way out of this function removes the FIFO.
 /// 3. **The dummy writer.** Open the FIFO for reading, non-blocking: it
 ///    returns at once, though no client is there yet. Then open it for
 ///    writing, blocking (it returns at once: there is a reader, the server)
@@ -208,8 +217,8 @@ pub fn request_numbers(
 ///   `REPLY` an absolute path. Report a bad line on standard error
 ///   (`server: bad request …`) and go on with the next;
 /// * open `REPLY` for writing with [`open_fifo`], blocking. It refuses a
-///   path that is not a FIFO: a client must not make the server write into
-///   its files;
+///   path that is not a FIFO, and a symbolic link: a client must not make
+///   the server write into its files, or into anything else;
 /// * once it is open, the client gets the next free numbers: `FIRST` is 1
 ///   for the first client, and each client moves it on by its `COUNT`;
 /// * write `FIRST\n` with one `write`, and close the reply FIFO.
@@ -218,7 +227,8 @@ pub fn request_numbers(
 /// `EPIPE` …): report it on standard error (`server: …`) and go on. Only
 /// an error on the well-known FIFO itself ends the server.
 pub fn serve<W: Write>(fifo: &Path, stop_after: Option<u64>, log: &mut W) -> anyhow::Result<u64> {
-    // TODO(5): signals, mkfifo, the dummy writer, then answer each request.
+    // TODO(5): signals blocked, mkfifo, path published, the dummy writer,
+    // then answer each request.
     todo!("TODO(5): serve")
 }
 // ANCHOR_END: serve

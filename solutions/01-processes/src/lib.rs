@@ -8,10 +8,11 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execv, execvp, fork};
+use nix::unistd::{ForkResult, Pid, execv, execvp, fork, write};
 
 #[path = "../../../labs/01-processes/src/cli.rs"]
 pub mod cli;
@@ -48,10 +49,15 @@ pub fn describe_status(status: WaitStatus) -> String {
 ///   the child of a multi-threaded parent, so prepare everything — the
 ///   `CString`s — *before* forking);
 /// * in the child, `execvp()` searches `PATH` like a shell. It returns only
-///   on failure: then print `processes: cannot run PROGRAM: ERRNO` on stderr
+///   on failure: then write `processes: cannot run PROGRAM: ERRNO` on stderr
 ///   and leave with `_exit(127)`, the status shells use for "command not
-///   found" (never return into the parent's code from the child);
-/// * in the parent, `waitpid(child, None)` until the child has ended.
+///   found" (never return into the parent's code from the child). The
+///   allocation-free way: build the message up to `PROGRAM: ` before
+///   `fork`, and in the child write it and the errno's text to descriptor 2
+///   with `write(2)`. (`eprintln!` takes a lock and may allocate; it is
+///   tolerated here only because this program has a single thread.)
+/// * in the parent, `waitpid(child, None)` until the child has ended,
+///   calling it again if it fails with `EINTR`.
 ///
 /// Errors: an argument containing a NUL byte, or `fork`/`waitpid` failing.
 pub fn run_program(argv: &[String]) -> anyhow::Result<WaitStatus> {
@@ -59,13 +65,14 @@ pub fn run_program(argv: &[String]) -> anyhow::Result<WaitStatus> {
     let Some(program) = c_argv.first() else {
         bail!("run: no program given");
     };
-    // SAFETY: this program is single-threaded, and the child only calls
-    // execvp, write (eprintln) and _exit before it is replaced or gone.
+    // Everything the child needs is ready before fork.
+    let failure = ExecFailure::new(&argv[0]);
+    // SAFETY: the child only calls execvp, write and _exit, which are
+    // async-signal-safe, on memory prepared before the fork.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let Err(errno) = execvp(program, &c_argv);
-            eprintln!("processes: cannot run {}: {errno}", argv[0]);
-            exit_child(127)
+            failure.report_and_exit(errno)
         }
         ForkResult::Parent { child } => wait_for(child),
     }
@@ -104,26 +111,33 @@ pub fn fan_out(n: u8) -> anyhow::Result<Vec<WaitStatus>> {
 /// caller later flushes:
 ///
 /// 1. the parent writes the line `parent: about to fork`;
-/// 2. it forks; the child writes `child: hello from the child`, flushes
-///    `out` and leaves with `_exit(0)`;
+/// 2. it forks; the child writes `child: hello, I exit with status STATUS`
+///    (`status`, e.g. `7`), flushes `out` and leaves with `_exit(status)`;
 /// 3. the parent waits for the child and returns its status (the caller
-///    then writes `parent: the child exited with status 0`).
+///    then writes `parent: the child exited with status 7`).
 ///
 /// The three lines must appear once each, in that order. `fork()` copies
 /// the whole address space, *including bytes still sitting in `out`'s
 /// buffer*: think about what the child's flush writes.
-pub fn greet<W: Write>(out: &mut W) -> anyhow::Result<WaitStatus> {
+pub fn greet<W: Write>(out: &mut W, status: u8) -> anyhow::Result<WaitStatus> {
     writeln!(out, "parent: about to fork").context("write")?;
     // Empty the buffer now, or the child inherits a copy of these bytes and
     // writes them a second time when it flushes.
     out.flush().context("flush before fork")?;
-    // SAFETY: single-threaded; the child writes, flushes and calls _exit.
+    // SAFETY: single-threaded, so no other thread can hold a lock the child
+    // needs; the child formats into `out`, flushes it and calls _exit.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
-            let written = writeln!(out, "child: hello from the child").and_then(|()| out.flush());
+            let written = writeln!(out, "child: hello, I exit with status {status}")
+                .and_then(|()| out.flush());
             // _exit skips destructors and atexit handlers: whatever is not
             // flushed by now is lost, which is why we flushed explicitly.
-            exit_child(if written.is_ok() { 0 } else { 1 })
+            // A child that could not say its line exits with 255 instead.
+            exit_child(if written.is_ok() {
+                i32::from(status)
+            } else {
+                255
+            })
         }
         ForkResult::Parent { child } => wait_for(child),
     }
@@ -155,12 +169,13 @@ pub fn exec_with_fds(file: &Path) -> anyhow::Result<WaitStatus> {
     let me = std::env::current_exe().context("find this program's path")?;
     let program = CString::new(me.as_os_str().as_encoded_bytes()).context("program path")?;
     let args = [program.clone(), CString::from(c"show-fds")];
-    // SAFETY: single-threaded; the child only calls execv, write and _exit.
+    let failure = ExecFailure::new(&me.display().to_string());
+    // SAFETY: the child only calls execv, write and _exit, which are
+    // async-signal-safe, on memory prepared before the fork.
     let child = match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             let Err(errno) = execv(&program, &args);
-            eprintln!("processes: cannot run {}: {errno}", me.display());
-            exit_child(127)
+            failure.report_and_exit(errno)
         }
         ForkResult::Parent { child } => child,
     };
@@ -174,7 +189,7 @@ pub fn exec_with_fds(file: &Path) -> anyhow::Result<WaitStatus> {
 fn wait_for(child: Pid) -> anyhow::Result<WaitStatus> {
     loop {
         match waitpid(child, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
+            Err(Errno::EINTR) => continue,
             result => return result.with_context(|| format!("waitpid {child}")),
         }
     }
@@ -185,6 +200,41 @@ fn to_c_strings(argv: &[String]) -> anyhow::Result<Vec<CString>> {
     argv.iter()
         .map(|arg| CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?}")))
         .collect()
+}
+
+/// The line a child writes when `exec` fails, `processes: cannot run
+/// PROGRAM: ERRNO`. Its start is built before `fork`; the child adds the
+/// errno in a buffer on its stack and writes the whole line with one
+/// `write(2)`: no allocation and no lock, so it is safe even in the child of
+/// a multi-threaded program, where `eprintln!` could wait for ever on a lock
+/// that another thread held at the moment of the fork.
+struct ExecFailure {
+    prefix: Vec<u8>,
+}
+
+impl ExecFailure {
+    /// Prepares the report for `program` (before `fork`).
+    fn new(program: &str) -> ExecFailure {
+        ExecFailure {
+            prefix: format!("processes: cannot run {program}: ").into_bytes(),
+        }
+    }
+
+    /// In the child, after `exec` failed with `errno`: writes the line to
+    /// descriptor 2 and leaves with `_exit(127)`. A line longer than the
+    /// buffer is cut.
+    fn report_and_exit(&self, errno: Errno) -> ! {
+        const LINE: usize = 1024;
+        let mut line = [0u8; LINE];
+        let mut free = &mut line[..];
+        // Writing into a `&mut [u8]` fills it and moves it on; formatting
+        // an `Errno` ("ENOENT: No such file or directory") allocates nothing.
+        let _ = free.write_all(&self.prefix);
+        let _ = writeln!(free, "{errno}");
+        let used = LINE - free.len();
+        let _ = write(std::io::stderr(), &line[..used]);
+        exit_child(127)
+    }
 }
 
 /// Ends a child process at once with `_exit(2)`: no destructors, no atexit

@@ -45,12 +45,25 @@ pub struct Tally {
 ///   `unistd::fpathconf(&fd, PathconfVar::PIPE_BUF)`): POSIX only promises
 ///   it is at least 512; Linux says 4096;
 /// * the capacity with `fcntl(fd, F_GETPIPE_SZ)` (nix:
-///   `fcntl(&fd, FcntlArg::F_GETPIPE_SZ)`), 65536 by default on Linux.
+///   `fcntl(&fd, FcntlArg::F_GETPIPE_SZ)`): by default 16 pages, 65536
+///   bytes on a machine with 4 KiB pages.
+///
+/// With `capacity`, first ask for a pipe that holds at least that many
+/// bytes, `fcntl(fd, F_SETPIPE_SZ, capacity)` (nix:
+/// `FcntlArg::F_SETPIPE_SZ(n)`), and report what `F_GETPIPE_SZ` says
+/// afterwards: the kernel rounds the request up (today to a power-of-two
+/// number of pages). An ordinary user may not ask for more than
+/// `/proc/sys/fs/pipe-max-size` (`EPERM`).
 ///
 /// Both ends are closed when the function returns (dropping an `OwnedFd`
 /// closes it).
-pub fn pipe_limits() -> anyhow::Result<PipeLimits> {
+pub fn pipe_limits(capacity: Option<usize>) -> anyhow::Result<PipeLimits> {
     let (read_end, _write_end) = pipe().context("pipe")?;
+    if let Some(wanted) = capacity {
+        let wanted = i32::try_from(wanted).context("capacity out of range")?;
+        fcntl(&read_end, FcntlArg::F_SETPIPE_SZ(wanted))
+            .with_context(|| format!("fcntl(F_SETPIPE_SZ, {wanted})"))?;
+    }
     let pipe_buf = fpathconf(&read_end, PathconfVar::PIPE_BUF)
         .context("fpathconf(_PC_PIPE_BUF)")?
         .context("fpathconf(_PC_PIPE_BUF): no limit reported")?;
@@ -271,8 +284,11 @@ fn spawn_with(
     argv: &[CString],
     prepare: impl FnOnce(()) -> nix::Result<()>,
 ) -> anyhow::Result<Pid> {
-    // SAFETY: single-threaded; the child only calls dup2, execvp, write and
-    // _exit.
+    // SAFETY: this program is single-threaded, so no other thread can hold
+    // a lock or be inside the allocator when it forks. The child only calls
+    // dup2, signal, execvp and _exit, and on failure eprintln!, which is
+    // tolerated here for that reason (chapter 01 shows the allocation-free
+    // report a multi-threaded program needs).
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             if let Err(errno) = prepare(()) {

@@ -10,14 +10,13 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::ops::RangeInclusive;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction, signal};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::unistd::{mkfifo, write};
 
 #[path = "../../../labs/04-fifos/src/cli.rs"]
@@ -38,7 +37,9 @@ pub enum OpenMode {
     /// A plain `open`: it waits until the other end is open too.
     Blocking,
     /// `O_NONBLOCK`: it never waits. Reads and writes on the descriptor
-    /// do not wait either: they fail with `EAGAIN` instead.
+    /// do not wait either. A read of an empty FIFO fails with `EAGAIN` while
+    /// some process has it open for writing, and returns 0 (end-of-file)
+    /// when none has; a write to a full FIFO fails with `EAGAIN`.
     NonBlocking,
 }
 
@@ -60,19 +61,22 @@ pub fn make_fifo(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("mkfifo {}", path.display()))
 }
 
-/// Opens one end of the FIFO at `path` and returns its descriptor.
+/// Opens one end of the FIFO at `path` and returns its descriptor; refuses
+/// anything that is not a FIFO, and any symbolic link.
 ///
-/// 1. Make sure `path` is a FIFO before opening it: `stat(2)` it (std:
-///    `fs::metadata(path)?.file_type().is_fifo()`; nix: `sys::stat::stat`
-///    and `SFlag::S_IFIFO`). If `stat` fails, return its error with the
-///    context `cannot open PATH`. If `path` is not a FIFO, fail with
-///    `PATH is not a FIFO`: opening a regular file for writing would let
-///    the caller overwrite it, and nobody would ever wait at the other end.
-/// 2. `open(2)` it with `O_RDONLY` for [`End::Read`] or `O_WRONLY` for
-///    [`End::Write`], plus `O_CLOEXEC`, plus `O_NONBLOCK` for
+/// 1. `open(2)` `path` with `O_RDONLY` for [`End::Read`] or `O_WRONLY` for
+///    [`End::Write`], plus `O_CLOEXEC`, plus `O_NOFOLLOW` (a symbolic link
+///    fails with `ELOOP` instead of being followed), plus `O_NONBLOCK` for
 ///    [`OpenMode::NonBlocking`] (nix: `fcntl::open(path, flags,
 ///    Mode::empty())`). If it fails, return the error with the context
 ///    `cannot open PATH`.
+/// 2. Check **the descriptor**, not the path: `fstat(2)` it (nix:
+///    `sys::stat::fstat`, then `SFlag::S_IFIFO`; std:
+///    `File::metadata()?.file_type().is_fifo()`). If it is not a FIFO, close
+///    it and fail with `PATH is not a FIFO`: nothing is ever written through
+///    it. (A `stat` of the path *before* the `open` would check one file
+///    and open another, if someone swapped in a symbolic link between the
+///    two calls.)
 ///
 /// What `open` does depends on the other end:
 ///
@@ -84,21 +88,26 @@ pub fn make_fifo(path: &Path) -> anyhow::Result<()> {
 /// | `O_WRONLY \| O_NONBLOCK` | returns | fails with `ENXIO` |
 ///
 /// Permissions are checked before any waiting: without them, `open` fails
-/// at once with `EACCES`.
+/// at once with `EACCES`. A regular file opens at once (a directory too, for
+/// reading): the `fstat` is what refuses it.
 pub fn open_fifo(path: &Path, end: End, mode: OpenMode) -> anyhow::Result<OwnedFd> {
     let cannot_open = || format!("cannot open {}", path.display());
-    let metadata = fs::metadata(path).with_context(cannot_open)?;
-    if !metadata.file_type().is_fifo() {
-        bail!("{} is not a FIFO", path.display());
-    }
     let mut flags = match end {
         End::Read => OFlag::O_RDONLY,
         End::Write => OFlag::O_WRONLY,
-    } | OFlag::O_CLOEXEC;
+    } | OFlag::O_CLOEXEC
+        | OFlag::O_NOFOLLOW;
     if mode == OpenMode::NonBlocking {
         flags |= OFlag::O_NONBLOCK;
     }
-    open(path, flags, Mode::empty()).with_context(cannot_open)
+    let fd = open(path, flags, Mode::empty()).with_context(cannot_open)?;
+    // The file we opened, whatever the path names by now.
+    let opened = fstat(&fd).with_context(cannot_open)?;
+    if SFlag::from_bits_truncate(opened.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
+        // Dropping `fd` closes it: nothing was read or written.
+        bail!("{} is not a FIFO", path.display());
+    }
+    Ok(fd)
 }
 
 /// Copies `input` to `out` **and** into the FIFO at `fifo`, as `tee FIFO`
@@ -223,19 +232,22 @@ pub fn request_numbers(
 ///
 /// Set up, in this order:
 ///
-/// 1. **Signals.** For SIGINT and SIGTERM, install a handler (nix:
-///    `sigaction` with `SaFlags::SA_RESETHAND`) that removes the FIFO with
-///    `libc::unlink` and then raises the same signal again, so that the
-///    server still dies of it. A handler can reach the path only through a
-///    `static` (a `OnceLock<CString>`, set before the handler is
-///    installed), and may call only async-signal-safe functions: `unlink`
-///    and `raise` are. Install it **before** making the FIFO, or a signal
-///    in between leaves the FIFO behind. Ignore SIGPIPE too (`SigIgn`): a
-///    server must not die when a client vanishes. Rust ignores it already,
-///    but a server says so itself.
-/// 2. **The well-known FIFO**: [`make_fifo`]. If the path already exists
-///    (`EEXIST`), fail, and do not remove what you did not make. From here
-///    on, every way out of this function removes the FIFO.
+/// 1. **Signals.** Block SIGINT and SIGTERM (nix: `SigSet::thread_block`)
+///    until step 2 is done. For both, install a handler (nix: `sigaction`
+///    with `SaFlags::SA_RESETHAND`) that removes the FIFO with
+///    `libc::unlink`, if it knows its path, and then raises the same signal
+///    again, so that the server still dies of it. A handler can reach the
+///    path only through a `static` (a `OnceLock<CString>`), and may call
+///    only async-signal-safe functions: `unlink` and `raise` are. Ignore
+///    SIGPIPE too (`SigIgn`): a server must not die when a client vanishes.
+///    Rust ignores it already, but a server says so itself.
+/// 2. **The well-known FIFO**: [`make_fifo`]. Only once it has succeeded,
+///    give the handler the path (set the `static`); then unblock the two
+///    signals. A signal that came meanwhile was held pending, and is handled
+///    now: it removes the FIFO. If the path already exists (`EEXIST`),
+///    unblock and fail: the handler never learnt that path, so a signal
+///    cannot make the server remove what it did not make. From here on,
+///    every way out of this function removes the FIFO.
 /// 3. **The dummy writer.** Open the FIFO for reading, non-blocking: it
 ///    returns at once, though no client is there yet. Then open it for
 ///    writing, blocking (it returns at once: there is a reader, the server)
@@ -253,8 +265,8 @@ pub fn request_numbers(
 ///   `REPLY` an absolute path. Report a bad line on standard error
 ///   (`server: bad request …`) and go on with the next;
 /// * open `REPLY` for writing with [`open_fifo`], blocking. It refuses a
-///   path that is not a FIFO: a client must not make the server write into
-///   its files;
+///   path that is not a FIFO, and a symbolic link: a client must not make
+///   the server write into its files, or into anything else;
 /// * once it is open, the client gets the next free numbers: `FIRST` is 1
 ///   for the first client, and each client moves it on by its `COUNT`;
 /// * write `FIRST\n` with one `write`, and close the reply FIFO.
@@ -263,8 +275,7 @@ pub fn request_numbers(
 /// `EPIPE` …): report it on standard error (`server: …`) and go on. Only
 /// an error on the well-known FIFO itself ends the server.
 pub fn serve<W: Write>(fifo: &Path, stop_after: Option<u64>, log: &mut W) -> anyhow::Result<u64> {
-    remove_on_signal(fifo)?;
-    make_fifo(fifo)?;
+    make_fifo_removed_on_signal(fifo)?;
     let _remove_fifo = RemoveOnDrop(fifo);
 
     let requests = open_fifo(fifo, End::Read, OpenMode::NonBlocking)?;
@@ -296,7 +307,7 @@ pub fn serve<W: Write>(fifo: &Path, stop_after: Option<u64>, log: &mut W) -> any
 }
 
 /// The well-known FIFO's path, for the signal handler: a handler cannot be
-/// given arguments, and must not allocate.
+/// given arguments, and must not allocate. Set only once the FIFO exists.
 static FIFO_TO_REMOVE: OnceLock<CString> = OnceLock::new();
 
 /// Removes a file when dropped: on every way out of the scope that holds it.
@@ -308,30 +319,59 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
-/// Makes SIGINT and SIGTERM remove `fifo` before they end the process, and
-/// SIGPIPE harmless.
-fn remove_on_signal(fifo: &Path) -> anyhow::Result<()> {
+/// Makes the FIFO at `fifo` so that SIGINT and SIGTERM remove it before
+/// they end the process, and makes SIGPIPE harmless.
+///
+/// The two signals are blocked while the FIFO is made, and the handler
+/// learns the path only once `mkfifo` has succeeded: a signal that comes
+/// before finds nothing to remove (a path that existed already is someone
+/// else's), and one that comes meanwhile waits, pending, until the path is
+/// published.
+fn make_fifo_removed_on_signal(fifo: &Path) -> anyhow::Result<()> {
+    if FIFO_TO_REMOVE.get().is_some() {
+        bail!("serve: one server per process");
+    }
     let path = CString::new(fifo.as_os_str().as_bytes())
         .with_context(|| format!("{}: a path with a NUL byte", fifo.display()))?;
-    FIFO_TO_REMOVE
-        .set(path)
-        .map_err(|_| anyhow!("serve: one server per process"))?;
+    let mut caught = SigSet::empty();
+    caught.add(Signal::SIGINT);
+    caught.add(Signal::SIGTERM);
+    caught.thread_block().context("block SIGINT and SIGTERM")?;
+    let made = install_handlers(&caught).and_then(|()| make_fifo(fifo));
+    if made.is_ok() {
+        // Ours now: from here on, a signal removes it.
+        let _ = FIFO_TO_REMOVE.set(path);
+    }
+    // A signal held back meanwhile is handled now.
+    let unblocked = caught
+        .thread_unblock()
+        .context("unblock SIGINT and SIGTERM");
+    if made.is_ok() && unblocked.is_err() {
+        let _ = fs::remove_file(fifo);
+    }
+    made.and(unblocked)
+}
+
+/// Installs the handler that removes the FIFO for each signal of
+/// `caught`, and ignores SIGPIPE.
+fn install_handlers(caught: &SigSet) -> anyhow::Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(remove_fifo_and_die),
         SaFlags::SA_RESETHAND,
         SigSet::empty(),
     );
-    for caught in [Signal::SIGINT, Signal::SIGTERM] {
+    for signal in caught.iter() {
         // SAFETY: the handler calls only async-signal-safe functions.
-        unsafe { sigaction(caught, &action) }.with_context(|| format!("sigaction({caught})"))?;
+        unsafe { sigaction(signal, &action) }.with_context(|| format!("sigaction({signal})"))?;
     }
     // SAFETY: SIG_IGN installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.context("signal(SIGPIPE)")?;
     Ok(())
 }
 
-/// The SIGINT/SIGTERM handler: removes the well-known FIFO, then lets the
-/// signal end the process as it would have without a handler.
+/// The SIGINT/SIGTERM handler: removes the well-known FIFO, if it was made,
+/// then lets the signal end the process as it would have without a
+/// handler.
 extern "C" fn remove_fifo_and_die(signal: libc::c_int) {
     if let Some(path) = FIFO_TO_REMOVE.get() {
         // SAFETY: unlink(2) is async-signal-safe; `path` is a valid C

@@ -50,7 +50,9 @@
 
 mod capture;
 mod causes;
+mod compare;
 mod failure;
+mod kept_names;
 mod leaks;
 mod maps;
 mod masks;
@@ -63,14 +65,17 @@ mod shepherd;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod varied;
 
 pub use failure::{Failure, WIDTH};
+pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.
 pub use insta;

@@ -164,6 +164,8 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_sendmsg, "sendmsg"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_accept, "accept"),
+        (libc::SYS_mq_timedsend, "mq_timedsend"),
+        (libc::SYS_mq_timedreceive, "mq_timedreceive"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_open, "open"),
         #[cfg(target_arch = "x86_64")]

@@ -207,10 +207,12 @@ pub(crate) fn processes(tree: &[ProcInfo], program: i32, shepherd: i32) -> Vec<L
 /// each: `pid 12 (sleep 314)` and, indented, `asleep in
 /// clock_nanosleep(2), in a session of its own (setsid)`.
 pub(crate) fn describe_running(tree: &[ProcInfo], program: i32) -> Vec<String> {
+    // A session id of 0 is a real value: /proc shows it for a session whose
+    // leader lives outside this PID namespace (a container's usual case).
     let (session, group) = tree
         .iter()
         .find(|p| p.pid == program)
-        .map_or((0, program), |p| (p.sid, p.pgid));
+        .map_or((None, program), |p| (Some(p.sid), p.pgid));
     tree.iter()
         .filter(|p| p.pid != program && p.state != 'Z')
         .map(|p| {
@@ -220,7 +222,7 @@ pub(crate) fn describe_running(tree: &[ProcInfo], program: i32) -> Vec<String> {
                 p.command,
                 procfs::activity(p.pid)
             );
-            if session != 0 && p.sid != session {
+            if session.is_some_and(|session| p.sid != session) {
                 text.push_str(", in a session of its own (setsid)");
             } else if p.pgid != group {
                 text.push_str(", in a process group of its own (setpgid)");

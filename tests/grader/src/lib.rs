@@ -62,6 +62,7 @@ mod run;
 mod running;
 mod sandbox;
 mod shepherd;
+mod signals;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
@@ -75,6 +76,7 @@ pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
 pub use sandbox::Sandbox;
+pub use signals::{Descriptor, SignalState, children_of, descriptors_of, process_state};
 pub use varied::{SEED_VARIABLE, Varied};
 
 /// Re-exported so that suites need only one dev-dependency.

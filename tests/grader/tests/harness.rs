@@ -1246,3 +1246,24 @@ fn a_run_that_keeps_daemons_still_reports_children_never_waited_for() {
     assert!(run.leaks[0].what.starts_with(&format!("pid {zombie} ")));
     assert_eq!(pids_naming(&dir), vec![daemon_pid(&run)]);
 }
+
+#[test]
+fn a_program_starts_with_default_signals_and_an_empty_mask() {
+    // Whatever the test process and the shepherd ignore or block, a program
+    // starts as from a shell: no signal ignored (glibc's own 32 and 33
+    // included), none blocked.
+    let run = Cmd::new("cat", Sandbox::new())
+        .arg("/proc/self/status")
+        .run();
+    run.expect_success();
+    for field in ["SigIgn:", "SigBlk:"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|line| line.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} line in /proc/self/status"));
+        let mask = u64::from_str_radix(line[field.len()..].trim(), 16)
+            .unwrap_or_else(|e| panic!("cannot read {line:?}: {e}"));
+        assert_eq!(mask, 0, "the program started with {line}");
+    }
+}

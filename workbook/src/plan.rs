@@ -11,7 +11,9 @@
 //! book section its failures point to, `Task N: …`, written in the test's
 //! body either literally or through a constant
 //! (`const TASK_2: &str = "Task 2: …"`), or else in the helper functions
-//! the test calls (followed through the suite). A test that names several
+//! the test calls (followed through the suite), or else in the methods it
+//! calls by path (`Supervisor::start(…)`, then `Self::…` within them). A
+//! test that names several
 //! tasks belongs to the highest, the last one it needs; one that names none
 //! belongs to no task.
 
@@ -67,6 +69,7 @@ impl SuitePlan {
             .filter(|item| matches!(item.kind, ItemKind::Fn { .. }))
             .map(|item| (item.name, item.text))
             .collect();
+        let methods = methods(&items);
         let mut tests = Vec::new();
         for item in &items {
             if let ItemKind::Fn {
@@ -74,9 +77,13 @@ impl SuitePlan {
                 ignored: false,
             } = item.kind
             {
-                let task = task_of(item.name, &bodies, &constants, &mut BTreeSet::new())
-                    .into_iter()
-                    .max();
+                let mut tasks = task_of(item.name, &bodies, &constants, &mut BTreeSet::new());
+                if tasks.is_empty() {
+                    // Only when the functions it calls say nothing: the
+                    // methods it calls by path (`Supervisor::start(…)`).
+                    tasks = task_through_methods(item.name, &methods, &bodies, &constants);
+                }
+                let task = tasks.into_iter().max();
                 tests.push(PlannedTest {
                     name: item.name.to_string(),
                     task,
@@ -120,8 +127,13 @@ struct Item<'a> {
 }
 
 enum ItemKind {
-    Fn { test: bool, ignored: bool },
+    Fn {
+        test: bool,
+        ignored: bool,
+    },
     Const,
+    /// An `impl` block, whose methods tests may call by path.
+    Impl,
 }
 
 /// The suite's top-level functions and constants, each with its text and,
@@ -149,6 +161,8 @@ fn items(source: &str) -> Vec<Item<'_>> {
             let test = attributes.contains(&"#[test]");
             let ignored = attributes.iter().any(|a| a.starts_with("#[ignore"));
             Some((ItemKind::Fn { test, ignored }, rest))
+        } else if header.starts_with("impl ") || header.starts_with("impl<") {
+            Some((ItemKind::Impl, "impl"))
         } else {
             header
                 .strip_prefix("const ")
@@ -233,6 +247,118 @@ fn task_of(
         .collect();
     for callee in callees {
         tasks.extend(task_of(callee, bodies, constants, seen));
+    }
+    tasks
+}
+
+/// The methods of the suite's `impl` blocks, by `Type::method`, each with
+/// its text (from its `fn` line to the next method or the block's end).
+fn methods<'a>(items: &[Item<'a>]) -> BTreeMap<String, &'a str> {
+    let mut methods = BTreeMap::new();
+    for item in items
+        .iter()
+        .filter(|item| matches!(item.kind, ItemKind::Impl))
+    {
+        let first = item.text.lines().next().unwrap_or("");
+        let Some(rest) = first.strip_prefix("impl") else {
+            continue;
+        };
+        // `impl<T> Trait for Type<T> {` names Type; `impl Type {` too.
+        let rest = rest.split(" for ").last().unwrap_or(rest);
+        let rest = match rest.trim_start().strip_prefix('<') {
+            Some(generic) => generic.split_once('>').map_or("", |(_, after)| after),
+            None => rest,
+        };
+        let Some(ty) = identifiers(rest).next() else {
+            continue;
+        };
+        let mut starts: Vec<(usize, &str)> = Vec::new();
+        let mut offset = 0;
+        for line in item.text.split_inclusive('\n') {
+            let header = line
+                .strip_prefix("    ")
+                .filter(|l| !l.starts_with(' '))
+                .map(|l| {
+                    l.strip_prefix("pub ")
+                        .or_else(|| l.strip_prefix("pub(crate) "))
+                        .unwrap_or(l)
+                });
+            if let Some(name) = header.and_then(|h| h.strip_prefix("fn ")) {
+                starts.push((offset, name));
+            }
+            offset += line.len();
+        }
+        for (index, (at, rest)) in starts.iter().enumerate() {
+            let Some(name) = identifiers(rest).next() else {
+                continue;
+            };
+            let end = starts
+                .get(index + 1)
+                .map_or(item.text.len(), |(next, _)| *next);
+            methods.insert(format!("{ty}::{name}"), &item.text[*at..end]);
+        }
+    }
+    methods
+}
+
+/// The tasks named by the methods that the test `name`, or a suite function
+/// it calls (however indirectly), calls by path (`Type::method`): directly,
+/// through the suite's functions they call, or through further methods
+/// called by path (`Self::…` included).
+fn task_through_methods(
+    name: &str,
+    methods: &BTreeMap<String, &str>,
+    bodies: &BTreeMap<&str, &str>,
+    constants: &BTreeMap<&str, u32>,
+) -> BTreeSet<u32> {
+    let mut reached = BTreeSet::from([name]);
+    let mut pending = Vec::new();
+    let mut next = vec![name];
+    while let Some(function) = next.pop() {
+        let Some(body) = bodies.get(function) else {
+            continue;
+        };
+        let body = without_comments(body);
+        for callee in identifiers(&body) {
+            if let Some((callee, _)) = bodies.get_key_value(callee)
+                && reached.insert(callee)
+            {
+                next.push(callee);
+            }
+        }
+        pending.push((String::new(), body));
+    }
+    let mut tasks = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    while let Some((ty, body)) = pending.pop() {
+        let words: Vec<&str> = identifiers(&body).collect();
+        for (index, word) in words.iter().enumerate() {
+            let Some(next) = words.get(index + 1) else {
+                break;
+            };
+            let ty = if *word == "Self" { ty.as_str() } else { word };
+            let path = format!("{ty}::{next}");
+            if !body.contains(&format!("{word}::{next}")) || !seen.insert(path.clone()) {
+                continue;
+            }
+            let Some(method) = methods.get(&path) else {
+                continue;
+            };
+            let method = without_comments(method);
+            let mut found: BTreeSet<u32> = task_literals(&method).into_iter().collect();
+            for (constant, task) in constants {
+                if identifiers(&method).any(|w| w == *constant) {
+                    found.insert(*task);
+                }
+            }
+            for callee in identifiers(&method).filter(|w| bodies.contains_key(w)) {
+                found.extend(task_of(callee, bodies, constants, &mut BTreeSet::new()));
+            }
+            if found.is_empty() {
+                pending.push((ty.to_string(), method));
+            }
+            tasks.extend(found);
+        }
     }
     tasks
 }
@@ -435,6 +561,25 @@ fn a_raw_string_at_the_margin_stays_in_the_test() {
     lab().section(TASK_2);
 }
 
+struct Server;
+
+impl Server {
+    /// Starts it.
+    fn start() -> Server {
+        Self::spawn("x")
+    }
+
+    fn spawn(name: &str) -> Server {
+        lab().cmd([name]).section("Task 4: the fourth");
+        Server
+    }
+}
+
+#[test]
+fn fourth_task_through_a_method() {
+    let server = Server::start();
+}
+
 mod inner {
     #[test]
     fn hidden() {}
@@ -459,6 +604,7 @@ mod inner {
                 ("two_tasks_count_as_the_later", Some(3)),
                 ("a_direct_task_wins_over_a_helpers", Some(2)),
                 ("a_raw_string_at_the_margin_stays_in_the_test", Some(2)),
+                ("fourth_task_through_a_method", Some(4)),
             ]
         );
         assert_eq!(plan.unread, 1, "the test inside `mod inner` is not read");

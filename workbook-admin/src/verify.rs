@@ -189,7 +189,7 @@ fn run_step(
             status.clear();
             book(ws)
         }
-        Step::Leftovers => Ok(leftovers(baseline)),
+        Step::Leftovers => Ok(leftovers(ws, baseline)),
     }
 }
 
@@ -419,17 +419,50 @@ fn book(ws: &Workspace) -> Result<Vec<String>> {
     Ok(reasons)
 }
 
-/// The IPC objects that appeared since the baseline.
-fn leftovers(baseline: Option<&Baseline>) -> Vec<String> {
+/// The IPC objects that appeared since the baseline, and any program built
+/// in this workspace's `target/` that is still running (a lab or solution
+/// program the grader failed to stop).
+fn leftovers(ws: &Workspace, baseline: Option<&Baseline>) -> Vec<String> {
     let before = baseline.map(|b| b.ipc.clone()).unwrap_or_default();
-    ipc_objects()
+    let mut reasons: Vec<String> = ipc_objects()
         .difference(&before)
         .map(|object| format!("left behind: {object}"))
-        .collect()
+        .collect();
+    reasons.extend(
+        running_programs(&ws.root.join("target"))
+            .into_iter()
+            .map(|program| format!("still running: {program}")),
+    );
+    reasons
+}
+
+/// Processes whose executable lies under `target` (read from
+/// `/proc/PID/exe`), other than the course's own commands, described as
+/// `pid 123 (target/debug/pipes) (kill 123)`.
+fn running_programs(target: &std::path::Path) -> Vec<String> {
+    const OWN_COMMANDS: [&str; 3] = ["workbook", "cargo-workbook", "workbook-admin"];
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !exe.starts_with(target) || name.is_some_and(|n| OWN_COMMANDS.contains(&n.as_str())) {
+            continue;
+        }
+        found.push(format!("pid {pid} ({}) (kill {pid})", exe.display()));
+    }
+    found
 }
 
 /// Every live System V object (from `/proc/sysvipc`) and every entry of
-/// `/dev/shm`, described with the command that removes it.
+/// `/dev/shm` and `/dev/mqueue`, described with the command that removes it.
 fn ipc_objects() -> BTreeSet<String> {
     let mut objects = BTreeSet::new();
     for (file, kind, flag) in [
@@ -454,7 +487,12 @@ fn ipc_objects() -> BTreeSet<String> {
             objects.insert(format!("{kind} key {key} id {id} (ipcrm {flag} {id})"));
         }
     }
-    if let Ok(entries) = fs::read_dir("/dev/shm") {
+    // POSIX message queues are visible only where the mqueue file system is
+    // mounted (conventionally on /dev/mqueue).
+    for dir in ["/dev/shm", "/dev/mqueue"] {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             objects.insert(format!("{} (rm {})", path.display(), path.display()));
@@ -484,5 +522,26 @@ mod tests {
             let parsed = Step::from_str(step.name(), false).expect("a known step");
             assert_eq!(parsed, step);
         }
+    }
+
+    #[test]
+    fn a_program_built_in_target_that_still_runs_is_found() {
+        let target = std::env::temp_dir().join(format!("verify-target-{}", std::process::id()));
+        fs::create_dir_all(&target).expect("a scratch directory");
+        let program = target.join("lab-program");
+        fs::copy("/bin/sleep", &program).expect("a copy of sleep");
+        let mut child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .expect("the copy runs");
+        let found = running_programs(&target);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = fs::remove_dir_all(&target);
+        let pid = child.id();
+        assert_eq!(
+            found,
+            [format!("pid {pid} ({}) (kill {pid})", program.display())]
+        );
     }
 }

@@ -919,7 +919,7 @@ fn doctor_reports_each_check_with_a_fix() {
         "RLIMIT_NOFILE",
         "C compiler",
         "ipcs",
-        "leftovers",
+        "leftover",
         "mdBook",
     ] {
         assert!(stdout.contains(topic), "{topic} missing from:\n{stdout}");

@@ -43,7 +43,7 @@ const fn valued(long: &'static str, short: Option<char>, value: &'static str) ->
 }
 
 /// The student commands, in the order `--help` lists them.
-const COMMANDS: [Spec; 9] = [
+const COMMANDS: [Spec; 10] = [
     Spec {
         name: "grade",
         about: "Grade your labs and print a scoreboard",
@@ -179,6 +179,45 @@ Arguments:
 Options:
   -y, --yes   Do not ask (needed when there is no terminal to ask on)
   -h, --help  Print help
+",
+    },
+    Spec {
+        name: "trace",
+        about: "Run a test again and show the IPC system calls of each process it ran",
+        usage: "cargo workbook trace [--seed N] [--with lab|strace] [--filter LIST] LAB TEST",
+        positionals: &[("LAB", true), ("TEST", true)],
+        options: &[
+            valued("seed", None, "N"),
+            valued("with", None, "TRACER"),
+            valued("filter", Some('e'), "LIST"),
+        ],
+        help: "\
+Run a test again and show the IPC system calls of each process it ran
+
+Runs one test of a lab again (`cargo test -p TOPIC -- --exact TEST`), with
+every run of the lab's program under a system call tracer, and prints, for
+each run, the IPC calls (pipe2, clone, dup2, close, msgget, socket, ...) of
+each process it started, children under their parents; then the pipe and
+socket descriptors of the processes still running when the test ended (the
+write end a reader waits for); then the test's message.
+
+Give the seed a failure printed (`to repeat these inputs: WORKBOOK_SEED=N`)
+to see the very inputs that failed. The tracer is your own lab 17 program
+once its suite passes (chapter 17), else strace if it is installed. The
+traces stay in target/workbook/trace/LAB/TEST/.
+
+Usage: cargo workbook trace [OPTIONS] <LAB> <TEST>
+
+Arguments:
+  <LAB>   The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`)
+  <TEST>  The test's exact name, as `cargo test` prints it
+
+Options:
+      --seed <N>         Repeat the inputs of the run whose failure printed
+                         this seed
+      --with <TRACER>    `lab` (your lab 17 program) or `strace`
+  -e, --filter <LIST>    The calls to show, comma-separated [default: ipc]
+  -h, --help             Print help
 ",
     },
     Spec {
@@ -350,6 +389,7 @@ Examples:
   cargo workbook grade 02       grade one lab (also: 02-pipes, pipes)
   cargo workbook watch 02       grade lab 02 each time you save a file of it
   cargo workbook hint 02        a hint for the next TODO of lab 02
+  cargo workbook trace 02 NAME  the IPC calls of each process test NAME ran
   cargo workbook doctor         is this machine ready for the labs?
   cargo workbook serve --open   read the book in your browser
 ";

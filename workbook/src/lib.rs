@@ -1,6 +1,6 @@
 //! The course CLI's library: everything `cargo workbook` does for students
-//! (`grade`, `watch`, `hint`, `reset`, `doctor`, `clean`, `serve`, `build`,
-//! and `score`, which the autograding workflow runs), and what the
+//! (`grade`, `watch`, `hint`, `reset`, `trace`, `doctor`, `clean`, `serve`,
+//! `build`, and `score`, which the autograding workflow runs), and what the
 //! instructors' tool (`workbook-admin`) builds on: finding the course and its
 //! labs, running cargo, reading test output, what each suite grades and how
 //! it turns into points, grading, the checksum manifests.
@@ -27,6 +27,7 @@ pub mod process;
 pub mod reset;
 pub mod score;
 pub mod sha256;
+pub mod trace;
 pub mod watch;
 pub mod workspace;
 

@@ -1,7 +1,8 @@
 //! `cargo workbook`: the course's command-line companion.
 //!
 //! For students it grades the labs (`grade`, `watch`), gives hints
-//! (`hint`), starts a lab over (`reset`), checks the machine (`doctor`),
+//! (`hint`), starts a lab over (`reset`), traces what a test ran (`trace`),
+//! checks the machine (`doctor`),
 //! removes what interrupted tests left behind (`clean`), and builds or
 //! serves the book with a pinned mdBook (`build`, `serve`). Run it from
 //! anywhere inside the checkout; the alias in `.cargo/config.toml` turns
@@ -24,7 +25,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use workbook::plan::{Granularity, Scoring};
 use workbook::workspace::Workspace;
-use workbook::{UsageError, grade, hint, mdbook, process, reset, score, watch};
+use workbook::{UsageError, grade, hint, mdbook, process, reset, score, trace, watch};
 
 use crate::cli::Parsed;
 
@@ -88,6 +89,16 @@ fn run_command(ws: &Workspace, parsed: &Parsed, cwd: &Path) -> anyhow::Result<Ex
         "reset" => {
             let lab = parsed.positional(0).context("reset needs a LAB")?;
             reset::run(ws, lab, parsed.flag("yes"))
+        }
+        "trace" => {
+            let request = trace::Request {
+                lab: parsed.positional(0).context("trace needs a LAB")?,
+                test: parsed.positional(1).context("trace needs a TEST")?,
+                seed: parsed.value("seed"),
+                with: parsed.value("with"),
+                filter: parsed.value("filter"),
+            };
+            trace::run(ws, &request)
         }
         "doctor" => doctor(Some(ws)),
         "clean" => clean(parsed.flag("dry-run")),

@@ -171,6 +171,10 @@ pub(crate) fn blocked_cause(call: libc::c_long) -> String {
             "sleeping longer than the test waits"
         }
         c if c == libc::SYS_futex => "waiting on a lock or a thread (futex)",
+        c if c == libc::SYS_fcntl || c == libc::SYS_flock => {
+            "waiting for a file lock that another process (or open file) holds and never \
+             released"
+        }
         c if c == libc::SYS_ppoll || c == libc::SYS_pselect6 || c == libc::SYS_epoll_pwait => {
             "waiting for a descriptor that never became ready"
         }

@@ -52,6 +52,7 @@ mod capture;
 mod causes;
 mod compare;
 mod failure;
+mod file_locks;
 mod kept_names;
 mod leaks;
 mod maps;
@@ -66,9 +67,11 @@ mod signals;
 #[doc(hidden)]
 pub mod snapshot;
 mod socket_files;
+mod tracing;
 mod varied;
 
 pub use failure::{Failure, WIDTH};
+pub use file_locks::{FileLock, LockClass, file_locks_on, kill_and_wait, locks_held_by};
 pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};

@@ -162,6 +162,8 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_recvmsg, "recvmsg"),
         (libc::SYS_sendto, "sendto"),
         (libc::SYS_sendmsg, "sendmsg"),
+        (libc::SYS_fcntl, "fcntl"),
+        (libc::SYS_flock, "flock"),
         #[cfg(target_arch = "x86_64")]
         (libc::SYS_accept, "accept"),
         (libc::SYS_mq_timedsend, "mq_timedsend"),

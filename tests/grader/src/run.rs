@@ -356,8 +356,15 @@ impl Cmd {
                 c_string(&var)
             })
             .collect();
+        // `cargo workbook trace`: the program under a tracer (see `tracing`).
+        let (path, argv) = crate::tracing::wrap(
+            c_string(path.as_os_str().as_bytes()),
+            argv,
+            self.chapter.is_some(),
+            &self.command_line(),
+        );
         Launch {
-            path: c_string(path.as_os_str().as_bytes()),
+            path,
             argv,
             envp,
             cwd: c_string(sandbox.as_bytes()),

@@ -85,9 +85,10 @@ struct Live {
 }
 
 impl Live {
-    /// The program's pid (also its process group ID).
+    /// The program's pid (also its process group ID). Under `cargo
+    /// workbook trace`, the traced program's, not its tracer's.
     fn program(&self) -> i32 {
-        self.shepherd.program()
+        crate::tracing::program(self.shepherd.program())
     }
 }
 

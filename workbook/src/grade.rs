@@ -747,7 +747,14 @@ pub fn score(graded: &mut LabGrade, scoring: Scoring, todos: &[crate::workspace:
     let mut lab = Points::default();
     for test in &mut graded.tests {
         let points = Points::new(earned(test.passed), per_test);
-        test.points = (scoring.granularity == Granularity::Test).then_some(points);
+        // A test of no task earns its points by itself with task granularity
+        // too (it has a grading step of its own).
+        let own = match scoring.granularity {
+            Granularity::Test => true,
+            Granularity::Task => test.task.is_none(),
+            Granularity::Lab => false,
+        };
+        test.points = own.then_some(points);
         lab = lab + points;
     }
     for task in &mut tasks {
@@ -762,6 +769,8 @@ pub fn score(graded: &mut LabGrade, scoring: Scoring, todos: &[crate::workspace:
         );
         task.points = match scoring.granularity {
             Granularity::Test => Some(by_test),
+            // The tests of no task are not a task: each earns its own.
+            Granularity::Task if task.number.is_none() => Some(by_test),
             Granularity::Task => Some(by_test.all_or_nothing()),
             Granularity::Lab => None,
         };

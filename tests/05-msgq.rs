@@ -14,7 +14,7 @@
 //! 5, with the notes' wire format written out once more, independently of
 //! the lab's `protocol.rs`. The shell command lines below are fixed text.
 //!
-//! Texts, types, sizes and names vary from run to run (see [`Seeded`]), so
+//! Texts, types, sizes and names vary from run to run (`grader::Varied`), so
 //! that no program can pass by printing what a transcript once showed: the
 //! tests check them against what they gave, then mask them in snapshots.
 //! Moments in another process's life (a receiver asleep in `msgrcv`, a
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox, SysvKind};
+use grader::{Blocked, Cmd, Lab, Masks, Run, Running, Sandbox, SysvKind, Varied};
 
 const CHAPTER: &str = "05-msgq.md";
 
@@ -62,54 +62,18 @@ const FILTERS: &[(&str, &str)] = &[
     (r"(st_ino )\d+", "${1}[INO]"),
 ];
 
-/// Compares the transcript of a run with its snapshot, after [`FILTERS`]
-/// and any `(value, mask)` pairs the test gives: values it chose at random
-/// and has checked already, replaced as exact text (a number only as a
-/// whole word), in the transcript and in the snapshot's description.
+/// Compares the transcript of a run with its snapshot, after the test's
+/// [`Masks`] (values it chose at random and has checked already) and
+/// [`FILTERS`].
 macro_rules! assert_msgq_transcript {
     ($run:expr) => {
-        assert_msgq_transcript!($run, Vec::<(String, String)>::new())
+        assert_msgq_transcript!($run, &Masks::new())
     };
     ($run:expr, $masks:expr) => {{
-        let run: &Run = &$run;
-        let masks: Vec<(String, String)> = $masks;
-        let mut filters: Vec<(String, String)> = masks
-            .iter()
-            .map(|(value, mask)| (regex_escape(value), mask.clone()))
-            .collect();
-        filters.extend(
-            FILTERS
-                .iter()
-                .map(|(from, to)| (from.to_string(), to.to_string())),
-        );
-        let filters: Vec<(&str, &str)> = filters
-            .iter()
-            .map(|(from, to)| (from.as_str(), to.as_str()))
-            .collect();
-        let description = masks
-            .iter()
-            .fold(run.description(), |text, (value, mask)| text.replace(value, mask));
-        grader::insta::with_settings!({ filters => filters }, {
-            grader::__compare_snapshot!(run, run.transcript(), description)
+        grader::insta::with_settings!({ filters => FILTERS.to_vec() }, {
+            grader::assert_transcript!($run, $masks);
         });
     }};
-}
-
-/// `text` as a regular expression that matches exactly it (a number only
-/// as a whole word).
-fn regex_escape(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-        return format!(r"\b{text}\b");
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ' ' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 fn lab() -> Lab {
@@ -159,9 +123,9 @@ fn number_after(text: &str, marker: &str) -> Option<i64> {
 
 /// A queue identifier that names no queue now.
 fn unused_id() -> libc::c_int {
-    let mut seeded = Seeded::new();
+    let mut vary = Varied::new();
     loop {
-        let id = seeded.between(1 << 24, i32::MAX as usize) as libc::c_int;
+        let id = vary.between(1 << 24, i32::MAX as u64) as libc::c_int;
         if raw::proc_row(id).is_none() {
             return id;
         }
@@ -189,69 +153,10 @@ fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "note: {text}");
 }
 
-/// Random inputs for one test, from a seed that failures show (on the
-/// command line, after `#`). `WORKBOOK_SEED=N cargo test NAME` replays a run.
-struct Seeded {
-    seed: u64,
-    state: u64,
-}
-
-impl Seeded {
-    fn new() -> Seeded {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                (now ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
-            });
-        Seeded { seed, state: seed }
-    }
-
-    /// The next 64 random bits (splitmix64).
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number from `low` to `high`, both included.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-
-    /// `len` lowercase letters.
-    fn word(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
-            .collect()
-    }
-
-    /// A word of `low` to `high` lowercase letters.
-    fn word_of(&mut self, low: usize, high: usize) -> String {
-        let len = self.between(low, high);
-        self.word(len)
-    }
-
-    /// Fails the test like [`Run::fail`], with the seed on the command line.
-    fn fail(&self, run: &Run, what: impl Into<String>, why: impl Into<String>) -> ! {
-        let mut failure = run.failure(what);
-        failure.why = Some(why.into());
-        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, self.seed);
-        failure.raise()
-    }
-}
-
-/// The `(value, mask)` pairs of [`assert_msgq_transcript!`].
-fn masks(pairs: &[(String, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(value, mask)| (value.clone(), mask.to_string()))
-        .collect()
+/// A word of `low` to `high` lowercase letters.
+fn word_of(vary: &mut Varied, low: usize, high: usize) -> String {
+    let len = vary.size(low, high);
+    vary.word(len)
 }
 
 // ---- TODO 1: keys and queues ------------------------------------------------
@@ -266,7 +171,8 @@ fn key_is_made_of_the_files_inode_and_the_project_id() {
     let sandbox = sandbox();
     std::os::unix::fs::symlink(KEY_FILE, sandbox.path("symlink.key"))
         .unwrap_or_else(|e| panic!("grader: cannot make a symbolic link: {e}"));
-    let proj = Seeded::new().between(2, 255) as u8;
+    let mut vary = Varied::new();
+    let proj = vary.between(2, 255) as u8;
     let expected = |proj: u8| format!("key {:#010x}\n", sandbox.key(proj) as u32);
     let (key_1, key_2) = (expected(1), expected(proj));
 
@@ -312,7 +218,8 @@ fn key_is_made_of_the_files_inode_and_the_project_id() {
 
 #[test]
 fn key_of_a_missing_file_is_a_clear_error() {
-    let name = format!("missing-{}.key", Seeded::new().word(6));
+    let mut vary = Varied::new();
+    let name = format!("missing-{}.key", vary.word(6));
     let run = lab().cmd(["key", &name]).section(TASK_1).run();
     if run.code() == Some(0) {
         run.fail(
@@ -327,7 +234,7 @@ fn key_of_a_missing_file_is_a_clear_error() {
             "ftok fails the way stat(2) does: return Err(Errno::last())",
         );
     }
-    assert_msgq_transcript!(run, masks(&[(name, "[MISSING]")]));
+    assert_msgq_transcript!(run, &Masks::new().value(name, "[MISSING]"));
 }
 
 /// The line of `ipcs -q` (or `/proc/sysvipc/msg` when `ipcs` is missing)
@@ -531,13 +438,8 @@ fn check_text_lengths(run: &Run, expected: &[usize]) {
 #[test]
 fn messages_keep_their_boundaries() {
     // Four messages, one of them empty: a queue never glues or splits them.
-    let mut seeded = Seeded::new();
-    let texts = [
-        seeded.word(1),
-        seeded.word(2),
-        seeded.word(7),
-        String::new(),
-    ];
+    let mut vary = Varied::new();
+    let texts = [vary.word(1), vary.word(2), vary.word(7), String::new()];
     let (sandbox, _) = sandbox_with_queue(0o600);
     let args: Vec<String> = texts.iter().map(|text| format!("1:{text}")).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -561,19 +463,19 @@ fn messages_keep_their_boundaries() {
         .map(|text| format!("type 1, {} bytes: {text:?}\n", text.len()))
         .collect();
     if run.stdout != expected {
-        seeded.fail(
-            &run,
+        run.fail(
             "did not print the four messages sent, in order, each with its text",
             "each msgsnd adds one message and each msgrcv takes one, in order, with its \
              type and exactly its text",
         );
     }
-    let texts: Vec<(String, &str)> = texts[..3]
+    let masks = texts[..3]
         .iter()
         .zip(["[TEXT1]", "[TEXT2]", "[TEXT7]"])
-        .map(|(text, mask)| (format!("{text:?}"), mask))
-        .collect();
-    assert_msgq_transcript!(run, masks(&texts));
+        .fold(Masks::new(), |masks, (text, label)| {
+            masks.value(format!("{text:?}"), label)
+        });
+    assert_msgq_transcript!(run, &masks);
     remove_with_lab(run.sandbox, TASK_2);
 }
 
@@ -582,9 +484,9 @@ const MIXED_TYPES: [libc::c_long; 5] = [1, 3, 2, 3, 1];
 
 /// A queue holding messages of types 1, 3, 2, 3, 1, sent by the test, with
 /// texts of 3, 5, 3, 7 and 3 random letters; and those texts.
-fn mixed_queue(seeded: &mut Seeded) -> (Sandbox, libc::c_int, Vec<String>) {
+fn mixed_queue(vary: &mut Varied) -> (Sandbox, libc::c_int, Vec<String>) {
     let (sandbox, id) = sandbox_with_queue(0o600);
-    let texts: Vec<String> = [3, 5, 3, 7, 3].map(|len| seeded.word(len)).to_vec();
+    let texts: Vec<String> = [3, 5, 3, 7, 3].map(|len| vary.word(len)).to_vec();
     for (mtype, text) in MIXED_TYPES.iter().zip(&texts) {
         raw::send(id, *mtype, text.as_bytes(), 0).expect("grader: msgsnd failed");
     }
@@ -596,13 +498,13 @@ fn mixed_queue(seeded: &mut Seeded) -> (Sandbox, libc::c_int, Vec<String>) {
 /// order they were sent) and how many messages are left.
 /// Returns the run and the masks of the texts for its snapshot.
 fn select_from_mixed_queue(
+    vary: &mut Varied,
     msgtyp: &str,
     expected: &[usize],
     left: u64,
     why: &str,
-) -> (Run, Vec<(String, String)>) {
-    let mut seeded = Seeded::new();
-    let (sandbox, id, texts) = mixed_queue(&mut seeded);
+) -> (Run, Masks) {
+    let (sandbox, id, texts) = mixed_queue(vary);
     let run = on_queue(sandbox, "receive", &["--type", msgtyp, "--all"])
         .section(TASK_2)
         .why_if_timeout(
@@ -632,8 +534,7 @@ fn select_from_mixed_queue(
         format!("[{}]", words.join(", "))
     };
     if got != expected {
-        seeded.fail(
-            &run,
+        run.fail(
             format!(
                 "--type {msgtyp} received {}, expected {} (numbered in the order sent)",
                 describe(&got),
@@ -644,49 +545,55 @@ fn select_from_mixed_queue(
     }
     let remaining = raw::stat(id).map(|stat| stat.msg_qnum);
     if remaining != Some(left) {
-        seeded.fail(
-            &run,
+        run.fail(
             format!("{remaining:?} messages are left in the queue, expected {left}"),
             why.to_string(),
         );
     }
-    let masked: Vec<(String, &str)> = texts
+    let masks = texts
         .iter()
         .zip(["[ONE]", "[THREE]", "[TWO]", "[THREE-B]", "[UNO]"])
-        .map(|(text, mask)| (format!("{text:?}"), mask))
-        .collect();
-    (run, masks(&masked))
+        .fold(Masks::new(), |masks, (text, label)| {
+            masks.value(format!("{text:?}"), label)
+        });
+    (run, masks)
 }
 
 #[test]
 fn receive_type_zero_takes_the_first_message_whatever_its_type() {
+    let mut vary = Varied::new();
     let (run, masks) = select_from_mixed_queue(
+        &mut vary,
         "0",
         &[1, 2, 3, 4, 5],
         0,
         "msgtyp 0 takes the first message in the queue: messages of every type come \
          out in the order they were sent",
     );
-    assert_msgq_transcript!(run, masks);
+    assert_msgq_transcript!(run, &masks);
     remove_with_lab(run.sandbox, TASK_2);
 }
 
 #[test]
 fn receive_positive_type_takes_the_first_message_of_that_type() {
+    let mut vary = Varied::new();
     let (run, masks) = select_from_mixed_queue(
+        &mut vary,
         "3",
         &[2, 4],
         3,
         "msgtyp 3 takes the first message of type 3 and nothing else: pass msgtyp on \
          to msgrcv unchanged",
     );
-    assert_msgq_transcript!(run, masks);
+    assert_msgq_transcript!(run, &masks);
     remove_with_lab(run.sandbox, TASK_2);
 }
 
 #[test]
 fn receive_negative_type_takes_the_lowest_type_first() {
+    let mut vary = Varied::new();
     let (run, masks) = select_from_mixed_queue(
+        &mut vary,
         "-2",
         &[1, 5, 3],
         2,
@@ -694,7 +601,7 @@ fn receive_negative_type_takes_the_lowest_type_first() {
          first: type 1 before type 2, and never type 3. Pass msgtyp on unchanged, sign \
          included",
     );
-    assert_msgq_transcript!(run, masks);
+    assert_msgq_transcript!(run, &masks);
     remove_with_lab(run.sandbox, TASK_2);
 }
 
@@ -720,8 +627,8 @@ fn receive_nowait_on_an_empty_queue_fails_with_enomsg() {
     assert_msgq_transcript!(run);
 
     // A message of another type does not count.
-    let mut seeded = Seeded::new();
-    let text = seeded.word_of(3, 12);
+    let mut vary = Varied::new();
+    let text = word_of(&mut vary, 3, 12);
     raw::send(id, 1, text.as_bytes(), 0).expect("grader: msgsnd failed");
     let run = on_queue(run.sandbox, "receive", &["--type", "2", "--nowait"])
         .section(TASK_2)
@@ -741,8 +648,7 @@ fn receive_nowait_on_an_empty_queue_fails_with_enomsg() {
         .run();
     run.expect_success();
     if run.stdout != format!("type 1, {} bytes: {text:?}\n", text.len()) {
-        seeded.fail(
-            &run,
+        run.fail(
             "with IPC_NOWAIT, did not take the message that was there",
             "IPC_NOWAIT only stops msgrcv from waiting: a message that matches is \
              taken at once",
@@ -775,10 +681,9 @@ fn a_message_larger_than_msgmax_is_refused() {
     run.expect_code(1);
     assert_msgq_transcript!(
         run,
-        vec![
-            (size.clone(), "[MSGMAX+1]".to_string()),
-            (format!("({msgmax} bytes)"), "([MSGMAX] bytes)".to_string()),
-        ]
+        &Masks::new()
+            .value(size.clone(), "[MSGMAX+1]")
+            .value(format!("({msgmax} bytes)"), "([MSGMAX] bytes)")
     );
     // msgmax bytes exactly is allowed: one message of that size arrives.
     let run = on_queue(run.sandbox, "send", &["--size", &msgmax.to_string(), "1:x"])
@@ -800,9 +705,9 @@ fn a_message_larger_than_msgmax_is_refused() {
 
 #[test]
 fn receive_refuses_a_longer_message_unless_told_to_cut_it() {
-    let mut seeded = Seeded::new();
-    let text = seeded.word_of(5, 12);
-    let max = seeded.between(2, 4);
+    let mut vary = Varied::new();
+    let text = word_of(&mut vary, 5, 12);
+    let max = vary.size(2, 4);
     let max_arg = format!("--max-bytes {max}");
     let (sandbox, id) = sandbox_with_queue(0o600);
     raw::send(id, 1, text.as_bytes(), 0).expect("grader: msgsnd failed");
@@ -824,7 +729,10 @@ fn receive_refuses_a_longer_message_unless_told_to_cut_it() {
         );
     }
     run.expect_code(1);
-    assert_msgq_transcript!(run, masks(&[(max_arg.clone(), "--max-bytes [MAX]")]));
+    assert_msgq_transcript!(
+        run,
+        &Masks::new().value(max_arg.clone(), "--max-bytes [MAX]")
+    );
 
     let run = on_queue(
         run.sandbox,
@@ -836,8 +744,7 @@ fn receive_refuses_a_longer_message_unless_told_to_cut_it() {
     .run();
     run.expect_success();
     if run.stdout != format!("type 1, {max} bytes: {:?}\n", &text[..max]) {
-        seeded.fail(
-            &run,
+        run.fail(
             "with --noerror, did not print the text cut to --max-bytes",
             "with MSG_NOERROR, msgrcv cuts the text to msgsz and returns that length",
         );
@@ -850,8 +757,8 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
     // This test is about permissions, so its queues are not 0600: 0400 lets
     // the owner read only, 0200 write only. The program runs without root's
     // capabilities, which would skip the check.
-    let mut seeded = Seeded::new();
-    let text = seeded.word_of(3, 12);
+    let mut vary = Varied::new();
+    let text = word_of(&mut vary, 3, 12);
     // The test puts a message in while the mode still lets its owner write.
     let (sandbox, id) = sandbox_with_queue(0o600);
     raw::send(id, 1, text.as_bytes(), 0).expect("grader: msgsnd failed");
@@ -877,8 +784,7 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
         .run();
     run.expect_success();
     if run.stdout != format!("type 1, {} bytes: {text:?}\n", text.len()) {
-        seeded.fail(
-            &run,
+        run.fail(
             "could not receive from a queue with mode 0400, which its owner may read",
             "only what the mode forbids fails: pass the call's result on as it is",
         );
@@ -908,9 +814,7 @@ fn a_queue_the_mode_forbids_refuses_the_program() {
     // /proc/sysvipc/msg, which needs no read permission on the queue.
     let left = raw::proc_row(id).map(|row| (row.qnum, row.cbytes));
     if left != Some((1, text.len() as u64)) {
-        seeded.fail(
-            &run,
-            format!("the queue with mode 0200 holds (messages, bytes) {left:?} after a send and a refused receive"),
+        run.fail(format!("the queue with mode 0200 holds (messages, bytes) {left:?} after a send and a refused receive"),
             "writing is what 0200 allows: the send must arrive whole, and the refused \
              receive must leave it there",
         );
@@ -944,9 +848,9 @@ fn a_blocked_receiver_wakes_with_eidrm_when_the_queue_is_removed() {
 
 #[test]
 fn a_blocked_sender_waits_until_there_is_room() {
-    let mut seeded = Seeded::new();
-    let first_text = seeded.word_of(5, 20);
-    let second_text = seeded.word_of(1, first_text.len());
+    let mut vary = Varied::new();
+    let first_text = word_of(&mut vary, 5, 20);
+    let second_text = word_of(&mut vary, 1, first_text.len());
     let (sandbox, id) = sandbox_with_queue(0o600);
     raw::set_qbytes(id, first_text.len() as libc::msglen_t);
     raw::send(id, 1, first_text.as_bytes(), 0).expect("grader: msgsnd failed");
@@ -967,18 +871,16 @@ fn a_blocked_sender_waits_until_there_is_room() {
     let texts =
         [first, second].map(|m| m.map(|(_, text)| String::from_utf8_lossy(&text).into_owned()));
     if texts != [Some(first_text), Some(second_text.clone())] {
-        seeded.fail(
-            &run,
+        run.fail(
             "the queue did not give the first message, then the sender's",
             "msgsnd without IPC_NOWAIT waits for room, then sends the message whole",
         );
     }
     assert_msgq_transcript!(
         run,
-        masks(&[
-            (message, "1:[TEXT]"),
-            (format!(", {} bytes", second_text.len()), ", [LENGTH] bytes"),
-        ])
+        &Masks::new()
+            .value(message, "1:[TEXT]")
+            .value(format!(", {} bytes", second_text.len()), ", [LENGTH] bytes")
     );
 }
 
@@ -1007,16 +909,15 @@ fn queues_made_by_ipcmk_are_used_by_identifier() {
             .timeout(HANG_TIMEOUT)
             .section(TASK_2)
     };
-    let mut seeded = Seeded::new();
-    let text = seeded.word_of(3, 12);
+    let mut vary = Varied::new();
+    let text = word_of(&mut vary, 3, 12);
     let sent = by_id(sandbox, &["send", &format!("2:{text}")])
         .keep_sysv_objects()
         .run();
     sent.expect_success();
     let queued = raw::stat(id.parse().unwrap_or(-1)).map(|s| (s.msg_qnum, s.__msg_cbytes));
     if queued != Some((1, text.len() as u64)) {
-        seeded.fail(
-            &sent,
+        sent.fail(
             format!("the queue holds (messages, bytes) {queued:?} after one send"),
             "a queue is a queue, whoever made it: --id names it directly",
         );
@@ -1024,19 +925,17 @@ fn queues_made_by_ipcmk_are_used_by_identifier() {
     let run = by_id(sent.sandbox, &["receive"]).keep_sysv_objects().run();
     run.expect_success();
     if run.stdout != format!("type 2, {} bytes: {text:?}\n", text.len()) {
-        seeded.fail(
-            &run,
+        run.fail(
             "did not receive the message sent to the queue ipcmk made",
             "a queue is a queue, whoever made it: --id names it directly",
         );
     }
     assert_msgq_transcript!(
         run,
-        masks(&[
-            (format!("{text:?}"), "[TEXT]"),
-            (format!("{} bytes", text.len()), "[LENGTH] bytes"),
-            (format!("--id {id}"), "--id [MSQID]"),
-        ])
+        &Masks::new()
+            .value(format!("{text:?}"), "[TEXT]")
+            .value(format!("{} bytes", text.len()), "[LENGTH] bytes")
+            .value(format!("--id {id}"), "--id [MSQID]")
     );
     let removed = by_id(run.sandbox, &["remove"]).run();
     removed.expect_success();
@@ -1054,8 +953,8 @@ fn stat_field(run: &Run, field: &str) -> Option<String> {
 
 #[test]
 fn stat_shows_the_queues_msqid_ds() {
-    let mut seeded = Seeded::new();
-    let (first, second) = (seeded.word_of(1, 20), seeded.word_of(1, 20));
+    let mut vary = Varied::new();
+    let (first, second) = (word_of(&mut vary, 1, 20), word_of(&mut vary, 1, 20));
     let cbytes = first.len() + second.len();
     let (sandbox, id) = sandbox_with_queue(0o600);
     let sent = on_queue(
@@ -1157,24 +1056,23 @@ fn stat_shows_the_queues_msqid_ds() {
     }
     assert_msgq_transcript!(
         run,
-        vec![
-            (
+        &Masks::new()
+            .value(
                 format!("msg_qbytes      {msgmnb}"),
-                "msg_qbytes      [MSGMNB]".to_string()
-            ),
-            (
+                "msg_qbytes      [MSGMNB]"
+            )
+            .value(
                 format!("msg_cbytes      {cbytes}"),
-                "msg_cbytes      [CBYTES]".to_string()
-            ),
-        ]
+                "msg_cbytes      [CBYTES]"
+            )
     );
     remove_with_lab(run.sandbox, TASK_3);
 }
 
 #[test]
 fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
-    let mut seeded = Seeded::new();
-    let qbytes = seeded.between(10, 100);
+    let mut vary = Varied::new();
+    let qbytes = vary.size(10, 100);
     let (sandbox, id) = sandbox_with_queue(0o600);
     let before = raw::stat(id).expect("grader: IPC_STAT failed");
     let run = on_queue(sandbox, "set-max-bytes", &[&qbytes.to_string()])
@@ -1191,8 +1089,7 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
         );
     };
     if after.msg_qbytes != qbytes as libc::msglen_t {
-        seeded.fail(
-            &run,
+        run.fail(
             "msg_qbytes is not the value given to set-max-bytes",
             "set msg_qbytes in the msqid_ds and hand it to msgctl(id, IPC_SET, …)",
         );
@@ -1217,7 +1114,7 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
     }
 
     // Two messages of half of msg_qbytes fill the queue: a third does not fit.
-    let text = seeded.word(qbytes / 2);
+    let text = vary.word(qbytes / 2);
     let message = format!("1:{text}");
     let run = on_queue(
         run.sandbox,
@@ -1240,18 +1137,16 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
     }
     run.expect_code(1);
     if raw::stat(id).map(|s| s.msg_qnum) != Some(2) {
-        seeded.fail(
-            &run,
+        run.fail(
             "the queue does not hold the two messages that fit",
             "msgsnd sends msgsz bytes of text, no more: two texts of half of msg_qbytes fit",
         );
     }
     assert_msgq_transcript!(
         run,
-        masks(&[
-            (message.clone(), "1:[HALF]"),
-            (format!("{} bytes", text.len()), "[HALF] bytes"),
-        ])
+        &Masks::new()
+            .value(message.clone(), "1:[HALF]")
+            .value(format!("{} bytes", text.len()), "[HALF] bytes")
     );
     remove_with_lab(run.sandbox, TASK_3);
 }
@@ -1260,7 +1155,8 @@ fn set_max_bytes_changes_msg_qbytes_and_nothing_else() {
 fn raising_msg_qbytes_above_msgmnb_needs_privilege() {
     let msgmnb: libc::msglen_t = kernel_limit("msgmnb");
     let more = (msgmnb + 1).to_string();
-    let lower = Seeded::new().between(1, msgmnb as usize - 1);
+    let mut vary = Varied::new();
+    let lower = vary.size(1, msgmnb as usize - 1);
     let (sandbox, id) = sandbox_with_queue(0o600);
     // Lowering msg_qbytes needs no privilege: the owner may do it.
     let run = on_queue(sandbox, "set-max-bytes", &[&lower.to_string()])
@@ -1295,10 +1191,9 @@ fn raising_msg_qbytes_above_msgmnb_needs_privilege() {
     run.expect_code(1);
     assert_msgq_transcript!(
         run,
-        vec![
-            (more.clone(), "[MSGMNB+1]".to_string()),
-            (format!("({msgmnb})"), "([MSGMNB])".to_string()),
-        ]
+        &Masks::new()
+            .value(more.clone(), "[MSGMNB+1]")
+            .value(format!("({msgmnb})"), "([MSGMNB])")
     );
     remove_with_lab(run.sandbox, TASK_3);
 }
@@ -1317,7 +1212,10 @@ fn stat_of_a_queue_that_does_not_exist_is_a_clear_error() {
         );
     }
     run.expect_code(1);
-    assert_msgq_transcript!(run, masks(&[(format!("--id {unused}"), "--id [MSQID]")]));
+    assert_msgq_transcript!(
+        run,
+        &Masks::new().value(format!("--id {unused}"), "--id [MSQID]")
+    );
     // The same command on a queue that exists describes it.
     let (sandbox, id) = sandbox_with_queue(0o600);
     let run = lab()
@@ -1422,12 +1320,9 @@ fn seen_by(server: std::thread::JoinHandle<Option<raw::Seen>>) -> Option<raw::Se
 
 #[test]
 fn client_sends_the_notes_request_and_prints_the_ticket() {
-    let mut seeded = Seeded::new();
-    let ticket = seeded.between(2, 9999);
-    let reply = format!(
-        "ticket {ticket}, served by pid {}",
-        seeded.between(2, 4_000_000)
-    );
+    let mut vary = Varied::new();
+    let ticket = vary.size(2, 9999);
+    let reply = format!("ticket {ticket}, served by pid {}", vary.size(2, 4_000_000));
     let (server, id) = sandbox_with_queue(0o600);
     let answering = raw::serve_once(id, raw::RESP_TICKET, reply.clone());
     let run = client_of(&server, &[]).run_unchecked();
@@ -1440,19 +1335,21 @@ fn client_sends_the_notes_request_and_prints_the_ticket() {
         number_after(&run.stdout, "private queue ").unwrap_or(-1)
     );
     if run.stdout != expected {
-        seeded.fail(
-            &run,
+        run.fail(
             "did not print the server's reply as it came",
             "print the reply's text, up to its NUL: protocol::reply_of(&response.text)",
         );
     }
-    assert_msgq_transcript!(run, masks(&[(format!("ticket {ticket},"), "ticket [N],")]));
+    assert_msgq_transcript!(
+        run,
+        &Masks::new().value(format!("ticket {ticket},"), "ticket [N],")
+    );
 }
 
 #[test]
 fn client_reports_a_refusal_and_still_removes_its_queue() {
-    let mut seeded = Seeded::new();
-    let request_type = seeded.between(3, 99);
+    let mut vary = Varied::new();
+    let request_type = vary.size(3, 99);
     let refusal = format!("unknown request type {request_type}");
     let (server, id) = sandbox_with_queue(0o600);
     let answering = raw::serve_once(id, raw::RESP_ERROR, refusal.clone());
@@ -1472,8 +1369,7 @@ fn client_reports_a_refusal_and_still_removes_its_queue() {
         .stderr
         .contains(&format!("the server refused: {refusal}"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "did not report the server's refusal in its words",
             "fail with `the server refused: REPLY`, REPLY being the response's text up to \
              its NUL",
@@ -1481,10 +1377,9 @@ fn client_reports_a_refusal_and_still_removes_its_queue() {
     }
     assert_msgq_transcript!(
         run,
-        masks(&[
-            (format!("--type {request_type}"), "--type [T]"),
-            (refusal, "unknown request type [T]"),
-        ])
+        &Masks::new()
+            .value(format!("--type {request_type}"), "--type [T]")
+            .value(refusal, "unknown request type [T]")
     );
 }
 
@@ -1515,7 +1410,8 @@ fn client_gives_up_at_its_time_limit_and_removes_its_queue() {
     // A queue under the server's key, and nobody serving it.
     let (server, id) = sandbox_with_queue(0o600);
     // From 1 ms, when the time is up before msgrcv even starts, to 100 ms.
-    let timeout = Seeded::new().between(1, 100).to_string();
+    let mut vary = Varied::new();
+    let timeout = vary.between(1, 100).to_string();
     let started = Instant::now();
     let run = client_of(&server, &["--timeout-ms", &timeout]).run();
     if !run.stderr.contains("before the time limit") {
@@ -1541,10 +1437,7 @@ fn client_gives_up_at_its_time_limit_and_removes_its_queue() {
     run.expect_code(1);
     assert_msgq_transcript!(
         run,
-        vec![(
-            format!("--timeout-ms {timeout}"),
-            "--timeout-ms [MS]".into()
-        )]
+        &Masks::new().value(format!("--timeout-ms {timeout}"), "--timeout-ms [MS]")
     );
 }
 

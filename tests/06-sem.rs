@@ -8,7 +8,7 @@
 //! fails the test for it.
 //!
 //! Values, semaphore numbers, counts and time limits vary from run to run
-//! (see [`Seeded`]), so that no program can pass by printing what a
+//! (`grader::Varied`), so that no program can pass by printing what a
 //! transcript once showed; the scripts get them in environment variables,
 //! and the tests check them, then mask them in snapshots. A moment in
 //! another process's life (a P asleep in `semop`) is awaited with `sem
@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use grader::{Cmd, Lab, Run, Sandbox};
+use grader::{Cmd, Lab, Masks, Run, Sandbox, Varied};
 
 const CHAPTER: &str = "06-sem.md";
 
@@ -61,101 +61,15 @@ fn script_in(sandbox: Sandbox, section: &str, text: &str) -> Cmd {
 
 // ---- inputs that vary, and masking what differs from run to run ------------
 
-/// Random inputs for one test, from a seed that failures show (on the
-/// command line, after `#`). `WORKBOOK_SEED=N cargo test NAME` replays a run.
-struct Seeded {
-    seed: u64,
-    state: u64,
-}
-
-impl Seeded {
-    fn new() -> Seeded {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                (now ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
-            });
-        Seeded { seed, state: seed }
-    }
-
-    /// The next 64 random bits (splitmix64).
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number from `low` to `high`, both included.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-
-    /// `len` lowercase letters.
-    fn word(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
-            .collect()
-    }
-
-    /// Fails the test like [`Run::fail`], with the seed on the command line.
-    fn fail(&self, run: &Run, what: impl Into<String>, why: impl Into<String>) -> ! {
-        let mut failure = run.failure(what);
-        failure.why = Some(why.into());
-        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, self.seed);
-        failure.raise()
-    }
-}
-
-/// `grader::assert_masked_transcript!` with this suite's identifier, after
-/// replacing each `(value, mask)` given (values the test chose at random
-/// and has checked already) in the transcript and in its description.
+/// `grader::assert_masked_transcript!` with this suite's identifier, and
+/// the values the test chose at random (and has checked already) masked.
 macro_rules! assert_masked_transcript {
     ($run:expr) => {
-        assert_masked_transcript!($run, Vec::<(String, String)>::new())
+        assert_masked_transcript!($run, &Masks::new())
     };
-    ($run:expr, $masks:expr) => {{
-        let run: &Run = &$run;
-        let masks: Vec<(String, String)> = $masks;
-        let escaped: Vec<(String, String)> = masks
-            .iter()
-            .map(|(value, mask)| (regex_escape(value), mask.clone()))
-            .collect();
-        let filters: Vec<(&str, &str)> = escaped
-            .iter()
-            .map(|(from, to)| (from.as_str(), to.as_str()))
-            .collect();
-        let description = masks
-            .iter()
-            .fold(run.masked_description(), |text, (value, mask)| {
-                text.replace(value, mask)
-            });
-        grader::insta::with_settings!({ filters => filters }, {
-            grader::__compare_snapshot!(run, run.masked_transcript("semid ", "[semid]"), description)
-        });
-    }};
-}
-
-/// `text` as a regular expression that matches exactly it (a number only
-/// as a whole word).
-fn regex_escape(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-        return format!(r"\b{text}\b");
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ' ' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
+    ($run:expr, $masks:expr) => {
+        grader::assert_masked_transcript!($run, "semid ", "[semid]", $masks)
+    };
 }
 
 /// Fails unless the program reported an error on exactly one line that
@@ -173,9 +87,9 @@ fn expect_line(run: &Run, line: &str, why: &str) {
 
 #[test]
 fn p_and_v_move_the_values_down_and_up() {
-    let mut seeded = Seeded::new();
-    let a = seeded.between(100, 499);
-    let b = seeded.between(600, 999);
+    let mut vary = Varied::new();
+    let a = vary.size(100, 499);
+    let b = vary.size(600, 999);
     let run = script(
         TASK_1,
         r#"
@@ -205,7 +119,7 @@ fn p_and_v_move_the_values_down_and_up() {
         ),
     ] {
         if !run.stdout.lines().any(|l| l == line) {
-            seeded.fail(&run, what, why);
+            run.fail(what, why);
         }
     }
     if !run.stderr.contains("would block") {
@@ -217,12 +131,11 @@ fn p_and_v_move_the_values_down_and_up() {
     }
     assert_masked_transcript!(
         run,
-        vec![
-            (a.to_string(), "[A]".to_string()),
-            ((a - 2).to_string(), "[A-2]".to_string()),
-            (b.to_string(), "[B]".to_string()),
-            ((b + 2).to_string(), "[B+2]".to_string()),
-        ]
+        &Masks::new()
+            .value(a.to_string(), "[A]")
+            .value((a - 2).to_string(), "[A-2]")
+            .value(b.to_string(), "[B]")
+            .value((b + 2).to_string(), "[B+2]")
     );
 }
 
@@ -309,8 +222,8 @@ fn v_with_sem_undo_is_undone_when_the_process_exits() {
 
 #[test]
 fn p_reports_a_semaphore_the_set_does_not_have() {
-    let mut seeded = Seeded::new();
-    let num = seeded.between(10, 99);
+    let mut vary = Varied::new();
+    let num = vary.size(10, 99);
     let run = script(
         TASK_1,
         r#"
@@ -330,13 +243,12 @@ fn p_reports_a_semaphore_the_set_does_not_have() {
         );
     }
     if !run.stderr.contains(&format!("P on semaphore {num}")) {
-        seeded.fail(
-            &run,
+        run.fail(
             "the error did not name the semaphore",
             "give the error the context `P on semaphore NUM`, with the number asked for",
         );
     }
-    assert_masked_transcript!(run, vec![(num.to_string(), "[NUM]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(num.to_string(), "[NUM]"));
 }
 
 // ---- TODO 2: semctl's view --------------------------------------------------
@@ -404,8 +316,8 @@ fn table_differences(ours: &[Vec<String>], theirs: &[Vec<String>]) -> Vec<String
 
 #[test]
 fn show_agrees_with_ipcs() {
-    let mut seeded = Seeded::new();
-    let values: Vec<String> = (0..5).map(|_| seeded.between(2, 50).to_string()).collect();
+    let mut vary = Varied::new();
+    let values: Vec<String> = (0..5).map(|_| vary.size(2, 50).to_string()).collect();
     let sandbox = Sandbox::new();
     // The key the program must make: ftok(key file, 'S'), the lab's PROJ_ID.
     let key = format!("{:#010x}", sandbox.key(b'S') as u32);
@@ -443,14 +355,14 @@ wait
              semaphore: ask semctl with the right command and the right semnum"
                 .into(),
         );
-        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, seeded.seed);
         failure.raise();
     }
 }
 
 #[test]
 fn show_reports_a_missing_key_file() {
-    let name = format!("missing-{}.key", Seeded::new().word(6));
+    let mut vary = Varied::new();
+    let name = format!("missing-{}.key", vary.word(6));
     let run = lab().cmd(["show", &name]).section(TASK_2).run();
     expect_error(
         &run,
@@ -579,8 +491,8 @@ fn count(times: usize, extra: &[&str]) -> Cmd {
 
 #[test]
 fn mutex_keeps_every_increment() {
-    let mut seeded = Seeded::new();
-    let times = seeded.between(500, 999);
+    let mut vary = Varied::new();
+    let times = vary.size(500, 999);
     let total = 4 * times as u64;
     let run = count(times, &[])
         .section(TASK_3)
@@ -593,16 +505,14 @@ fn mutex_keeps_every_increment() {
     if let Some((printed, _)) = counts(&run)
         && printed != total
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "the counter ended below 4 x TIMES: increments were lost with the lock",
             "read, yield and write must all happen between P and V, and the lock's \
              value must start at 1 (one process at a time)",
         );
     }
     if counter_in_file(&run) != Some(total) {
-        seeded.fail(
-            &run,
+        run.fail(
             format!(
                 "the counter file holds {:?}, not the {total} increments made",
                 counter_in_file(&run)
@@ -613,10 +523,9 @@ fn mutex_keeps_every_increment() {
     }
     assert_masked_transcript!(
         run,
-        vec![
-            (times.to_string(), "[TIMES]".to_string()),
-            (total.to_string(), "[4 x TIMES]".to_string()),
-        ]
+        &Masks::new()
+            .value(times.to_string(), "[TIMES]")
+            .value(total.to_string(), "[4 x TIMES]")
     );
 }
 
@@ -624,8 +533,8 @@ fn mutex_keeps_every_increment() {
 fn counter_without_the_lock_runs_every_worker() {
     // Without the lock the total depends on the scheduler: a lower total
     // is the expected outcome, but never certain. Grade what is certain.
-    let mut seeded = Seeded::new();
-    let times = seeded.between(500, 999);
+    let mut vary = Varied::new();
+    let times = vary.size(500, 999);
     let total = 4 * times as u64;
     let run = count(times, &["--no-lock"]).section(TASK_3).run();
     run.expect_success();
@@ -635,8 +544,7 @@ fn counter_without_the_lock_runs_every_worker() {
         {
             println!("without the lock: counter = {printed} of {total}");
         }
-        _ => seeded.fail(
-            &run,
+        _ => run.fail(
             format!("did not report the counter its file holds, between 1 and {total}"),
             "fork every worker, wait for all of them, then read the counter",
         ),
@@ -645,8 +553,8 @@ fn counter_without_the_lock_runs_every_worker() {
 
 #[test]
 fn count_refuses_a_key_that_already_has_a_set() {
-    let mut seeded = Seeded::new();
-    let value = seeded.between(100, 999);
+    let mut vary = Varied::new();
+    let value = vary.size(100, 999);
     let run = script(
         TASK_3,
         r#"
@@ -668,8 +576,7 @@ fn count_refuses_a_key_that_already_has_a_set() {
         );
     }
     if !run.stdout.lines().any(|line| line == value.to_string()) {
-        seeded.fail(
-            &run,
+        run.fail(
             "the existing set's value changed",
             "the existing set must be left alone: do not SETVAL or remove a set you did \
              not create",
@@ -680,7 +587,7 @@ fn count_refuses_a_key_that_already_has_a_set() {
         "2 processes x 10 increments with the lock: counter = 20 (expected 20)",
         "once the key is free again, count must create its lock and count",
     );
-    assert_masked_transcript!(run, vec![(value.to_string(), "[VALUE]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(value.to_string(), "[VALUE]"));
 }
 
 // ---- TODO 4: SEM_UNDO and a bounded wait ------------------------------------
@@ -701,7 +608,8 @@ kill -KILL $holder; wait $holder 2>/dev/null; echo "holder: wait status $? (SIGK
 
 #[test]
 fn sem_undo_gives_a_killed_holders_unit_back() {
-    let wait = Seeded::new().between(100, 300);
+    let mut vary = Varied::new();
+    let wait = vary.size(100, 300);
     let run = script(TASK_4, &CRASH.replace("HOLD_FLAGS", "--undo"))
         .env("WAIT", wait.to_string())
         .why_if_timeout(
@@ -733,8 +641,8 @@ fn sem_undo_gives_a_killed_holders_unit_back() {
 
 #[test]
 fn without_sem_undo_a_killed_holder_blocks_everyone() {
-    let mut seeded = Seeded::new();
-    let wait = seeded.between(50, 99);
+    let mut vary = Varied::new();
+    let wait = vary.size(50, 99);
     let run = script(TASK_4, &CRASH.replace(" HOLD_FLAGS", ""))
         .env("WAIT", wait.to_string())
         .why_if_timeout(
@@ -749,14 +657,13 @@ fn without_sem_undo_a_killed_holder_blocks_everyone() {
         .lines()
         .any(|line| line == format!("still blocked after {wait} ms"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "enter did not give up at its time limit",
             "the holder took the unit without SEM_UNDO and died: nothing gives it back, \
              so p_timeout must give up with EAGAIN after its limit and return Ok(false)",
         );
     }
-    assert_masked_transcript!(run, vec![(wait.to_string(), "[WAIT]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(wait.to_string(), "[WAIT]"));
 }
 
 #[test]
@@ -794,8 +701,8 @@ wait $enterer; echo "enterer: pid $enterer"
 
 #[test]
 fn ready_waits_until_the_creator_has_initialised() {
-    let mut seeded = Seeded::new();
-    let value = seeded.between(100, 999);
+    let mut vary = Varied::new();
+    let value = vary.size(100, 999);
     let run = script(
         TASK_5,
         r#"
@@ -828,20 +735,19 @@ wait $creator; echo "creator: exit status $?"; cat creator.out
         .lines()
         .any(|line| line == format!("ready: {value}"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "ready did not print the value the creator set",
             "create_ready sets the values with SETALL before it publishes the set; \
              open_ready returns the set once published, and ready prints GETALL",
         );
     }
-    assert_masked_transcript!(run, vec![(value.to_string(), "[VALUE]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(value.to_string(), "[VALUE]"));
 }
 
 #[test]
 fn ready_gives_up_on_a_set_nobody_initialised() {
-    let mut seeded = Seeded::new();
-    let wait = seeded.between(50, 99);
+    let mut vary = Varied::new();
+    let wait = vary.size(50, 99);
     let run = script(
         TASK_5,
         r#"
@@ -864,20 +770,19 @@ fn ready_gives_up_on_a_set_nobody_initialised() {
         .stderr
         .contains(&format!("not initialised after {wait} ms"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "ready did not give up on a set whose sem_otime stays 0",
             "poll IPC_STAT until sem_otime != 0, but only until the limit; then fail \
              with `not initialised after N ms`",
         );
     }
-    assert_masked_transcript!(run, vec![(wait.to_string(), "[WAIT]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(wait.to_string(), "[WAIT]"));
 }
 
 #[test]
 fn init_leaves_an_existing_set_alone() {
-    let mut seeded = Seeded::new();
-    let (a, b) = (seeded.between(100, 499), seeded.between(500, 999));
+    let mut vary = Varied::new();
+    let (a, b) = (vary.size(100, 499), vary.size(500, 999));
     let run = script(
         TASK_5,
         r#"
@@ -901,8 +806,7 @@ fn init_leaves_an_existing_set_alone() {
         );
     }
     if !run.stdout.lines().any(|line| line == format!("{a} {b}")) {
-        seeded.fail(
-            &run,
+        run.fail(
             "the existing set's values changed",
             "a failed init must not change (or remove) the set someone else made",
         );
@@ -912,17 +816,15 @@ fn init_leaves_an_existing_set_alone() {
         .lines()
         .any(|line| line == format!("ready: {b} {a}"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "once the key was free, init did not make a ready set with its values",
             "create_ready: IPC_EXCL, SETALL with the values, then a no-op semop",
         );
     }
     assert_masked_transcript!(
         run,
-        vec![
-            (a.to_string(), "[A]".to_string()),
-            (b.to_string(), "[B]".to_string()),
-        ]
+        &Masks::new()
+            .value(a.to_string(), "[A]")
+            .value(b.to_string(), "[B]")
     );
 }

@@ -8,7 +8,7 @@
 //! sandbox's key and fails the test for it; the test of the `IPC_PRIVATE`
 //! segment finds that one by its creator's pid.
 //!
-//! Texts, sizes and file contents vary from run to run (see [`Seeded`]), so
+//! Texts, sizes and file contents vary from run to run (`grader::Varied`), so
 //! that no program can pass by printing what a transcript once showed: the
 //! tests check them against what they gave, then mask them in snapshots.
 //! A moment in another process's life (a reader blocked on a full FIFO) is
@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox};
+use grader::{Blocked, Cmd, Lab, Masks, Run, Running, Sandbox, Varied};
 
 const CHAPTER: &str = "07-shm.md";
 
@@ -73,117 +73,26 @@ fn with_key_file(section: &str, command: &str, rest: &[&str]) -> Cmd {
 
 // ---- inputs that vary, and masking what differs from run to run ------------
 
-/// Random inputs for one test, from a seed that failures show (on the
-/// command line, after `#`). `WORKBOOK_SEED=N cargo test NAME` replays a run.
-struct Seeded {
-    seed: u64,
-    state: u64,
+/// A few words, as a short sentence.
+fn text(vary: &mut Varied) -> String {
+    let words: Vec<String> = (0..3)
+        .map(|_| {
+            let len = vary.size(3, 8);
+            vary.word(len)
+        })
+        .collect();
+    words.join(" ")
 }
 
-impl Seeded {
-    fn new() -> Seeded {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                (now ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
-            });
-        Seeded { seed, state: seed }
-    }
-
-    /// The next 64 random bits (splitmix64).
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number from `low` to `high`, both included.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-
-    /// `len` lowercase letters.
-    fn word(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
-            .collect()
-    }
-
-    /// A few words, as a short sentence.
-    fn text(&mut self) -> String {
-        let words: Vec<String> = (0..3)
-            .map(|_| {
-                let len = self.between(3, 8);
-                self.word(len)
-            })
-            .collect();
-        words.join(" ")
-    }
-
-    /// `len` bytes in which every byte value may appear.
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// Fails the test like [`Run::fail`], with the seed on the command line.
-    fn fail(&self, run: &Run, what: impl Into<String>, why: impl Into<String>) -> ! {
-        let mut failure = run.failure(what);
-        failure.why = Some(why.into());
-        failure.command = format!("{}    # WORKBOOK_SEED={}", failure.command, self.seed);
-        failure.raise()
-    }
-}
-
-/// `grader::assert_masked_transcript!` with this suite's identifier, after
-/// replacing each `(value, mask)` given (values the test chose at random
-/// and has checked already) in the transcript and in its description.
+/// `grader::assert_masked_transcript!` with this suite's identifier, and
+/// the values the test chose at random (and has checked already) masked.
 macro_rules! assert_masked_transcript {
     ($run:expr) => {
-        assert_masked_transcript!($run, Vec::<(String, String)>::new())
+        assert_masked_transcript!($run, &Masks::new())
     };
-    ($run:expr, $masks:expr) => {{
-        let run: &Run = &$run;
-        let masks: Vec<(String, String)> = $masks;
-        let escaped: Vec<(String, String)> = masks
-            .iter()
-            .map(|(value, mask)| (regex_escape(value), mask.clone()))
-            .collect();
-        let filters: Vec<(&str, &str)> = escaped
-            .iter()
-            .map(|(from, to)| (from.as_str(), to.as_str()))
-            .collect();
-        let description = masks
-            .iter()
-            .fold(run.masked_description(), |text, (value, mask)| {
-                text.replace(value, mask)
-            });
-        grader::insta::with_settings!({ filters => filters }, {
-            grader::__compare_snapshot!(run, run.masked_transcript("shmid ", "[shmid]"), description)
-        });
-    }};
-}
-
-/// `text` as a regular expression that matches exactly it (a number only
-/// as a whole word).
-fn regex_escape(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-        return format!(r"\b{text}\b");
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ' ' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
+    ($run:expr, $masks:expr) => {
+        grader::assert_masked_transcript!($run, "shmid ", "[shmid]", $masks)
+    };
 }
 
 /// Fails unless the program reported an error on exactly one line that
@@ -201,8 +110,8 @@ fn expect_line(run: &Run, line: &str, why: &str) {
 
 #[test]
 fn info_follows_a_segment_through_creation_and_use() {
-    let mut seeded = Seeded::new();
-    let text = seeded.text();
+    let mut vary = Varied::new();
+    let text = text(&mut vary);
     let run = script(
         TASK_1,
         r#"
@@ -219,15 +128,14 @@ fn info_follows_a_segment_through_creation_and_use() {
     .run();
     run.expect_success();
     if !run.stdout.lines().any(|line| line == text) {
-        seeded.fail(
-            &run,
+        run.fail(
             "`read` did not print the text `write` had left in the segment",
             "the segment keeps its bytes with nobody attached: `read` must find what \
              `write` left there (create makes it, IPC_RMID is the only thing that \
              destroys it)",
         );
     }
-    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(text, "[TEXT]"));
 }
 
 /// `key=value` pairs from `ipcs -m -i`, and `shm_name: value` lines from
@@ -241,8 +149,8 @@ fn ipcs_fields(text: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn info_agrees_with_ipcs() {
-    let mut seeded = Seeded::new();
-    let size = seeded.between(1, 100_000).to_string();
+    let mut vary = Varied::new();
+    let size = vary.size(1, 100_000).to_string();
     let sandbox = Sandbox::new();
     // The key the program must make: ftok(key file, 'M'), the lab's PROJ_ID.
     let key = format!("{:#010x}", sandbox.key(b'M') as u32);
@@ -279,8 +187,7 @@ ipcs -m -i "$shmid"
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_string);
     if theirs.get("bytes") != Some(&size) {
-        seeded.fail(
-            &run,
+        run.fail(
             format!(
                 "ipcs shows a segment of {:?} bytes, not {size}",
                 theirs.get("bytes")
@@ -314,7 +221,8 @@ ipcs -m -i "$shmid"
 
 #[test]
 fn info_reports_a_missing_key_file() {
-    let name = format!("missing-{}.key", Seeded::new().word(6));
+    let mut vary = Varied::new();
+    let name = format!("missing-{}.key", vary.word(6));
     let run = lab().cmd(["info", &name]).section(TASK_1).run();
     expect_error(
         &run,
@@ -348,8 +256,8 @@ fn info_reports_a_key_without_a_segment() {
 
 #[test]
 fn create_refuses_a_key_that_has_a_segment() {
-    let mut seeded = Seeded::new();
-    let text = seeded.text();
+    let mut vary = Varied::new();
+    let text = text(&mut vary);
     let run = script(
         TASK_1,
         r#"
@@ -371,19 +279,18 @@ fn create_refuses_a_key_that_has_a_segment() {
         );
     }
     if !run.stdout.lines().any(|line| line == text) {
-        seeded.fail(
-            &run,
+        run.fail(
             "the existing segment lost the text written into it",
             "the existing segment must be left alone",
         );
     }
-    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(text, "[TEXT]"));
 }
 
 /// `shm create` of `size` bytes then `shm info`, in `sandbox`: fails the
 /// test unless the segment is made, with that size (a control for the
 /// tests of sizes shmget refuses).
-fn expect_created(sandbox: Sandbox, seeded: &Seeded, size: usize) {
+fn expect_created(sandbox: Sandbox, size: usize) {
     let key_file = sandbox.key_file().as_os_str().to_owned();
     let created = lab()
         .cmd_in(
@@ -401,8 +308,7 @@ fn expect_created(sandbox: Sandbox, seeded: &Seeded, size: usize) {
         .run();
     info.expect_success();
     if !info.stdout.contains(&format!(": {size} bytes,")) {
-        seeded.fail(
-            &info,
+        info.fail(
             format!("a segment of {size} bytes was not created as asked"),
             "pass the size on to shmget unchanged",
         );
@@ -423,9 +329,9 @@ fn create_rejects_a_size_of_zero() {
         "shmget fails with EINVAL for a size below SHMMIN (1 byte): return the error \
          with context",
     );
-    let seeded = Seeded::new();
-    let size = Seeded::new().between(1, 10_000);
-    expect_created(run.sandbox, &seeded, size);
+    let mut vary = Varied::new();
+    let size = vary.size(1, 10_000);
+    expect_created(run.sandbox, size);
 }
 
 #[test]
@@ -437,16 +343,16 @@ fn create_rejects_a_size_above_shmmax() {
         "shmget fails with EINVAL for a size above SHMMAX (/proc/sys/kernel/shmmax): \
          return the error with context",
     );
-    let mut seeded = Seeded::new();
-    let size = seeded.between(10_000, 1_000_000);
-    expect_created(run.sandbox, &seeded, size);
+    let mut vary = Varied::new();
+    let size = vary.size(10_000, 1_000_000);
+    expect_created(run.sandbox, size);
 }
 
 #[test]
 fn info_rejects_a_segment_smaller_than_asked() {
-    let mut seeded = Seeded::new();
-    let size = seeded.between(1000, 20_000);
-    let more = size + seeded.between(1, 5000);
+    let mut vary = Varied::new();
+    let size = vary.size(1000, 20_000);
+    let more = size + vary.size(1, 5000);
     let run = script(
         TASK_1,
         r#"
@@ -466,8 +372,7 @@ fn info_rejects_a_segment_smaller_than_asked() {
         "open must pass `size` to shmget: a segment of exactly that size qualifies",
     );
     if !run.stderr.contains("EINVAL") {
-        seeded.fail(
-            &run,
+        run.fail(
             "asking for more bytes than the segment has did not fail with EINVAL",
             "shmget(key, size, 0) checks that the existing segment has at least `size` \
              bytes: pass the size on, do not replace it with 0",
@@ -475,10 +380,9 @@ fn info_rejects_a_segment_smaller_than_asked() {
     }
     assert_masked_transcript!(
         run,
-        vec![
-            (more.to_string(), "[MORE]".to_string()),
-            (size.to_string(), "[SIZE]".to_string()),
-        ]
+        &Masks::new()
+            .value(more.to_string(), "[MORE]")
+            .value(size.to_string(), "[SIZE]")
     );
 }
 
@@ -576,18 +480,19 @@ fn row<'a>(run: &'a Run, name: &str) -> Vec<&'a str> {
 
 /// `shm lifecycle` on a segment of a size chosen at random, and the mask
 /// of that size for snapshots.
-fn lifecycle() -> (Run, Vec<(String, String)>) {
-    let size = Seeded::new().between(1000, 100_000).to_string();
+fn lifecycle(vary: &mut Varied) -> (Run, Masks) {
+    let size = vary.size(1000, 100_000).to_string();
     // `exec`: the pid stays the program's, which the table calls "this process".
     let run = script(TASK_2, r#"exec "$0" lifecycle "$1" --size "$SIZE""#)
         .env("SIZE", &size)
         .run();
-    (run, vec![(size, "[SIZE]".to_string())])
+    (run, Masks::new().value(size, "[SIZE]"))
 }
 
 #[test]
 fn lifecycle_tracks_nattch_cpid_and_lpid() {
-    let (run, masks) = lifecycle();
+    let mut vary = Varied::new();
+    let (run, masks) = lifecycle(&mut vary);
     run.expect_success();
     let forked = row(&run, "forked");
     if forked.first() != Some(&"2") {
@@ -627,12 +532,13 @@ fn lifecycle_tracks_nattch_cpid_and_lpid() {
              Step::ChildExited",
         );
     }
-    assert_masked_transcript!(run, masks);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn segment_outlives_ipc_rmid_until_the_last_detach() {
-    let (run, _) = lifecycle();
+    let mut vary = Varied::new();
+    let (run, _) = lifecycle(&mut vary);
     if run.code() == Some(1) && run.stderr.contains("IPC_STAT") && !run.stdout.contains("IPC_RMID")
     {
         run.fail(
@@ -706,8 +612,8 @@ fn private_segments_of(pid: &str) -> Vec<i32> {
 
 #[test]
 fn a_write_through_shm_rdonly_is_killed_by_sigsegv() {
-    let mut seeded = Seeded::new();
-    let text = seeded.text();
+    let mut vary = Varied::new();
+    let text = text(&mut vary);
     let (run, _) = read_only_run(&text);
     run.expect_success();
     if run.stdout.contains("the write went through") {
@@ -721,8 +627,7 @@ fn a_write_through_shm_rdonly_is_killed_by_sigsegv() {
         .stdout
         .contains(&format!("child: read {text:?} through SHM_RDONLY"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "the child did not print the text it read through SHM_RDONLY",
             "the parent writes the text before fork; the child reads text.len() bytes \
              through its read-only attachment and prints them, flushing at once: a \
@@ -738,19 +643,19 @@ fn a_write_through_shm_rdonly_is_killed_by_sigsegv() {
         .stdout
         .contains(&format!("parent: the segment still holds {text:?}"))
     {
-        seeded.fail(
-            &run,
+        run.fail(
             "after the child's death, the segment no longer held the text",
             "the refused store changed nothing: read text.len() bytes back after the \
              child is gone",
         );
     }
-    assert_masked_transcript!(run, vec![(text, "[TEXT]".to_string())]);
+    assert_masked_transcript!(run, &Masks::new().value(text, "[TEXT]"));
 }
 
 #[test]
 fn the_private_segment_is_removed() {
-    let (run, left) = read_only_run(&Seeded::new().text());
+    let mut vary = Varied::new();
+    let (run, left) = read_only_run(&text(&mut vary));
     if left > 0 {
         run.fail(
             format!("left {left} IPC_PRIVATE segment(s) behind (now removed)"),
@@ -771,15 +676,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Fails unless `output` holds exactly `input`, saying where they differ.
-fn expect_same_bytes(seeded: &Seeded, run: &Run, input: &[u8], output: &[u8]) {
+fn expect_same_bytes(run: &Run, input: &[u8], output: &[u8]) {
     if output != input {
         let at = output
             .iter()
             .zip(input)
             .position(|(a, b)| a != b)
             .unwrap_or(output.len().min(input.len()));
-        seeded.fail(
-            run,
+        run.fail(
             format!(
                 "the output differs from the input: {} bytes for {}, first difference at byte {at}",
                 output.len(),
@@ -794,10 +698,10 @@ fn expect_same_bytes(seeded: &Seeded, run: &Run, input: &[u8], output: &[u8]) {
 
 #[test]
 fn send_and_receive_carry_a_file_between_unrelated_processes() {
-    let mut seeded = Seeded::new();
-    let segment_size = seeded.between(9, 3000);
-    let len = seeded.between(0, 5 * segment_size);
-    let input = seeded.bytes(len);
+    let mut vary = Varied::new();
+    let segment_size = vary.size(9, 3000);
+    let len = vary.size(0, 5 * segment_size);
+    let input = vary.bytes(len);
     let sandbox = Sandbox::new();
     sandbox.write_file("input", &input);
     let output_path = sandbox.path("output");
@@ -818,7 +722,7 @@ wait $receiver; echo "receive: exit status $?"
     .run();
     run.expect_success();
     let output = fs::read(&output_path).unwrap_or_default();
-    expect_same_bytes(&seeded, &run, &input, &output);
+    expect_same_bytes(&run, &input, &output);
     let chunks = len.div_ceil(segment_size - 8);
     for line in [
         format!("sent {len} bytes in {chunks} chunk(s)"),
@@ -827,8 +731,7 @@ wait $receiver; echo "receive: exit status $?"
         "receive: exit status 0".to_string(),
     ] {
         if !run.stdout.lines().any(|l| l == line) {
-            seeded.fail(
-                &run,
+            run.fail(
                 format!("never printed {line:?}"),
                 "send fills every chunk but the last (read until the chunk is full or the \
                  input ends), counts only chunks with data, and ends with an empty chunk; \
@@ -843,10 +746,9 @@ wait $receiver; echo "receive: exit status $?"
 /// Copies `len` random bytes through a segment of `segment_size` bytes and
 /// checks that the output is the input, byte for byte, and the checksum.
 /// Returns the run and the checksum's mask for its snapshot.
-fn copy_and_compare(len: usize, segment_size: usize) -> (Run, Vec<(String, String)>) {
-    let mut seeded = Seeded::new();
+fn copy_and_compare(vary: &mut Varied, len: usize, segment_size: usize) -> (Run, Masks) {
     let sandbox = Sandbox::new();
-    let input = seeded.bytes(len);
+    let input = vary.bytes(len);
     let input_path = sandbox.write_file("input", &input);
     let output_path = sandbox.path("output");
     let key_file = sandbox.key_file().to_path_buf();
@@ -868,71 +770,79 @@ fn copy_and_compare(len: usize, segment_size: usize) -> (Run, Vec<(String, Strin
         .run();
     run.expect_success();
     let output = fs::read(&output_path).unwrap_or_default();
-    expect_same_bytes(&seeded, &run, &input, &output);
+    expect_same_bytes(&run, &input, &output);
     let checksum = format!("{:#018x}", fnv1a(&input));
     let printed = format!("output: {len} bytes, FNV-1a {checksum}");
     if !run.stdout.lines().any(|line| line == printed) {
-        seeded.fail(
-            &run,
+        run.fail(
             format!("never printed {printed:?}"),
             "the output file must hold exactly the input",
         );
     }
-    (run, vec![(checksum, "[FNV-1a]".to_string())])
+    (run, Masks::new().value(checksum, "[FNV-1a]"))
 }
 
 #[test]
 fn copy_of_an_empty_file_is_empty() {
-    let (run, masks) = copy_and_compare(0, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 0, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_of_one_byte() {
-    let (run, masks) = copy_and_compare(1, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 1, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_one_byte_short_of_a_full_chunk() {
-    let (run, masks) = copy_and_compare(4096 - 8 - 1, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 4096 - 8 - 1, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_of_exactly_one_full_chunk() {
-    let (run, masks) = copy_and_compare(4096 - 8, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 4096 - 8, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_one_byte_over_a_full_chunk() {
-    let (run, masks) = copy_and_compare(4096 - 8 + 1, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 4096 - 8 + 1, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_of_exactly_the_segment_size() {
-    let (run, masks) = copy_and_compare(4096, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 4096, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_of_five_segments() {
-    let (run, masks) = copy_and_compare(5 * 4096, 4096);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 5 * 4096, 4096);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_through_one_byte_chunks() {
     // A 9-byte segment holds a header and one byte: 1000 hand-overs.
-    let (run, masks) = copy_and_compare(1000, 9);
-    assert_masked_transcript!(run, masks);
+    let mut vary = Varied::new();
+    let (run, masks) = copy_and_compare(&mut vary, 1000, 9);
+    assert_masked_transcript!(run, &masks);
 }
 
 #[test]
 fn copy_reports_a_missing_input_file() {
-    let name = format!("missing-{}", Seeded::new().word(6));
+    let mut vary = Varied::new();
+    let name = format!("missing-{}", vary.word(6));
     let sandbox = Sandbox::new();
     let key_file = sandbox.key_file().to_path_buf();
     let output = sandbox.path("output");
@@ -1028,7 +938,7 @@ fn blocked_writer_child(program: &mut Running) -> u32 {
 
 #[test]
 fn copy_gives_up_when_the_reader_dies() {
-    let mut seeded = Seeded::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     // The output is a FIFO the test opens but never reads: once its buffer
     // is full, the reader child blocks in write, and the writer in P(EMPTY).
@@ -1047,8 +957,8 @@ fn copy_gives_up_when_the_reader_dies() {
     assert!(held >= 0, "grader: cannot open the FIFO");
     // SAFETY: F_GETPIPE_SZ takes no pointer.
     let capacity = unsafe { libc::fcntl(held, libc::F_GETPIPE_SZ) };
-    let len = usize::try_from(capacity).unwrap_or(65536) + seeded.between(5, 20) * 4096;
-    sandbox.write_file("input", seeded.bytes(len));
+    let len = usize::try_from(capacity).unwrap_or(65536) + vary.size(5, 20) * 4096;
+    sandbox.write_file("input", vary.bytes(len));
     let key_file = sandbox.key_file().to_path_buf();
     let mut copying = lab()
         .cmd_in(
@@ -1076,8 +986,7 @@ fn copy_gives_up_when_the_reader_dies() {
     unsafe { libc::close(held) };
     run.expect_code(1);
     if !run.stderr.contains("reader") || !run.stderr.contains("SIGKILL") {
-        seeded.fail(
-            &run,
+        run.fail(
             "did not say that the reader was killed by SIGKILL",
             "once send gives up, copy reaps the reader and reports how it ended: `the \
              reader was killed by SIGKILL`",

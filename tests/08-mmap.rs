@@ -2,8 +2,8 @@
 //!
 //! Compiled into both the lab (`labs/08-mmap`) and the reference solution.
 //! Inputs vary from run to run: file contents, sizes, offsets, texts and
-//! counts come from a seed that is part of every input file's name, so it
-//! shows in the command line of any failure (`text-seed-1234`); run with
+//! counts come from `grader::Varied`, whose seed a failure prints
+//! (`to repeat these inputs: WORKBOOK_SEED=1234 cargo test NAME`); run with
 //! `WORKBOOK_SEED=1234` to get the same inputs again. Whatever depends on
 //! the page size is computed here from `sysconf(_SC_PAGESIZE)`, never
 //! written into a snapshot. Snapshots cover only fixed inputs.
@@ -12,9 +12,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use grader::{Lab, Run, Sandbox};
+use grader::{Lab, Run, Sandbox, Varied};
 
 const CHAPTER: &str = "08-mmap.md";
 
@@ -37,61 +37,24 @@ fn lab() -> Lab {
 
 // ---- inputs that vary from run to run ----------------------------------------
 
-/// A small deterministic generator (xorshift64*), started from a seed.
-struct Rng(u64);
+/// `len` printable ASCII bytes (no white space).
+fn printable(vary: &mut Varied, len: usize) -> Vec<u8> {
+    (0..len).map(|_| vary.between(0x21, 0x7e) as u8).collect()
+}
 
-impl Rng {
-    /// The seed of `WORKBOOK_SEED`, or one made from the clock and the pid.
-    fn new() -> (Rng, u64) {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let nanos = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0);
-                (nanos ^ (u64::from(std::process::id()) << 32)) % 1_000_000_007
-            });
-        (Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1), seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `low..=high`.
-    fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-
-    /// `len` bytes of every value 0–255.
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| (self.next() >> 56) as u8).collect()
-    }
-
-    /// `len` printable ASCII bytes (no white space).
-    fn printable(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.range(0x21, 0x7e) as u8).collect()
-    }
-
-    /// About `len` bytes of words of printable ASCII separated by runs of
-    /// every kind of white space `wc` knows: space, \t, \n, \v, \f, \r.
-    fn text(&mut self, len: usize) -> Vec<u8> {
-        const SPACE: &[u8] = b" \t\n\x0b\x0c\r";
-        let mut text = Vec::with_capacity(len + 16);
-        while text.len() < len {
-            let word = self.range(1, 12) as usize;
-            text.extend(self.printable(word));
-            for _ in 0..self.range(1, 3) {
-                text.push(SPACE[self.range(0, 5) as usize]);
-            }
+/// About `len` bytes of words of printable ASCII separated by runs of
+/// every kind of white space `wc` knows: space, \t, \n, \v, \f, \r.
+fn text(vary: &mut Varied, len: usize) -> Vec<u8> {
+    const SPACE: &[u8] = b" \t\n\x0b\x0c\r";
+    let mut text = Vec::with_capacity(len + 16);
+    while text.len() < len {
+        let word = vary.size(1, 12);
+        text.extend(printable(vary, word));
+        for _ in 0..vary.between(1, 3) {
+            text.push(*vary.pick(SPACE));
         }
-        text
     }
+    text
 }
 
 /// The page size, as the program must find it.
@@ -207,11 +170,11 @@ fn page_size_is_what_sysconf_says() {
 
 #[test]
 fn cat_prints_a_file_of_several_pages_through_a_mapping() {
-    let (mut rng, seed) = Rng::new();
-    let size = 3 * page() + rng.range(1, page() as u64 - 1) as usize;
-    let content = rng.bytes(size);
+    let mut vary = Varied::new();
+    let size = 3 * page() + vary.between(1, page() as u64 - 1) as usize;
+    let content = vary.bytes(size);
     let sandbox = Sandbox::new();
-    let file = sandbox.write_file(&format!("bytes-seed-{seed}"), &content);
+    let file = sandbox.write_file("bytes", &content);
     let run = lab()
         .cmd_in(sandbox, ["cat"])
         .arg(&file)
@@ -228,14 +191,14 @@ fn cat_prints_a_file_of_several_pages_through_a_mapping() {
 
 #[test]
 fn cat_prints_a_range_that_starts_on_a_page_boundary() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = 4 * page + rng.range(1, page as u64 - 1) as usize;
-    let content = rng.bytes(size);
-    let offset = page * rng.range(1, 3) as usize;
-    let length = rng.range(1, (size - offset) as u64) as usize;
+    let size = 4 * page + vary.between(1, page as u64 - 1) as usize;
+    let content = vary.bytes(size);
+    let offset = page * vary.between(1, 3) as usize;
+    let length = vary.between(1, (size - offset) as u64) as usize;
     let sandbox = Sandbox::new();
-    let file = sandbox.write_file(&format!("bytes-seed-{seed}"), &content);
+    let file = sandbox.write_file("bytes", &content);
     let (offset_arg, length_arg) = (offset.to_string(), length.to_string());
     let run = lab()
         .cmd(["cat"])
@@ -408,10 +371,10 @@ fn word_count(name: &str, content: &[u8], window: Option<usize>) -> (Run, std::p
 
 #[test]
 fn wc_agrees_with_wc_on_a_large_file() {
-    let (mut rng, seed) = Rng::new();
-    let size = (256 * 1024 + rng.range(0, 768 * 1024)) as usize;
-    let text = rng.text(size);
-    let (run, file) = word_count(&format!("text-seed-{seed}"), &text, None);
+    let mut vary = Varied::new();
+    let size = (256 * 1024 + vary.between(0, 768 * 1024)) as usize;
+    let text = text(&mut vary, size);
+    let (run, file) = word_count("text", &text, None);
     expect_same_as_wc(
         &run,
         &file,
@@ -423,16 +386,16 @@ fn wc_agrees_with_wc_on_a_large_file() {
 
 #[test]
 fn wc_counts_a_word_cut_by_a_window_boundary_once() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = 6 * page + rng.range(1, page as u64 - 1) as usize;
-    let mut text = rng.text(size);
+    let size = 6 * page + vary.between(1, page as u64 - 1) as usize;
+    let mut text = text(&mut vary, size);
     // Every window boundary falls inside a word.
     for k in 1..=6 {
         text[k * page - 1] = b'a';
         text[k * page] = b'b';
     }
-    let (run, file) = word_count(&format!("text-seed-{seed}"), &text, Some(page));
+    let (run, file) = word_count("text", &text, Some(page));
     expect_same_as_wc(
         &run,
         &file,
@@ -443,11 +406,11 @@ fn wc_counts_a_word_cut_by_a_window_boundary_once() {
 
 #[test]
 fn wc_maps_windows_of_several_pages_up_to_the_end() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = 7 * page + rng.range(1, page as u64 - 1) as usize;
-    let text = rng.text(size);
-    let (run, file) = word_count(&format!("text-seed-{seed}"), &text, Some(3 * page));
+    let size = 7 * page + vary.between(1, page as u64 - 1) as usize;
+    let text = text(&mut vary, size);
+    let (run, file) = word_count("text", &text, Some(3 * page));
     if run.signal() == Some(libc::SIGBUS) {
         run.fail(
             "killed by SIGBUS",
@@ -482,10 +445,10 @@ fn wc_of_an_empty_file_counts_zeros() {
 
 #[test]
 fn wc_rejects_a_window_that_is_not_a_page_multiple() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let text = rng.text(3 * page);
-    let (run, _) = word_count(&format!("text-seed-{seed}"), &text, Some(page + 1));
+    let text = text(&mut vary, 3 * page);
+    let (run, _) = word_count("text", &text, Some(page + 1));
     if run.code() == Some(0) {
         run.fail(
             format!(
@@ -537,20 +500,20 @@ fn cow(name: &str, content: &[u8], text: &str) -> (Run, std::path::PathBuf, Vec<
 }
 
 /// Random printable content, and a text of letters to write over its start.
-fn cow_inputs() -> (Vec<u8>, String, u64) {
-    let (mut rng, seed) = Rng::new();
-    let size = rng.range(64, 3 * page() as u64) as usize;
-    let content = rng.printable(size);
-    let text: String = (0..rng.range(3, 40))
-        .map(|_| char::from(b'A' + rng.range(0, 25) as u8))
+fn cow_inputs(vary: &mut Varied) -> (Vec<u8>, String) {
+    let size = vary.between(64, 3 * page() as u64) as usize;
+    let content = printable(vary, size);
+    let text: String = (0..vary.between(3, 40))
+        .map(|_| char::from(b'A' + vary.between(0, 25) as u8))
         .collect();
-    (content, text, seed)
+    (content, text)
 }
 
 #[test]
 fn a_private_write_reaches_neither_the_file_nor_the_parent() {
-    let (content, text, seed) = cow_inputs();
-    let (run, _, _) = cow(&format!("text-seed-{seed}"), &content, &text);
+    let mut vary = Varied::new();
+    let (content, text) = cow_inputs(&mut vary);
+    let (run, _, _) = cow("text", &content, &text);
     run.expect_success();
     let before = quoted(&content[..text.len()]);
     let line = format!(
@@ -577,8 +540,9 @@ fn a_private_write_reaches_neither_the_file_nor_the_parent() {
 
 #[test]
 fn a_shared_write_reaches_the_file_and_the_parent() {
-    let (content, text, seed) = cow_inputs();
-    let (run, file, after) = cow(&format!("text-seed-{seed}"), &content, &text);
+    let mut vary = Varied::new();
+    let (content, text) = cow_inputs(&mut vary);
+    let (run, file, after) = cow("text", &content, &text);
     run.expect_success();
     let now = quoted(text.as_bytes());
     let line = format!(
@@ -653,10 +617,10 @@ fn sigbus_line(size: usize) -> String {
 
 #[test]
 fn a_store_after_mprotect_prot_read_is_killed_by_sigsegv() {
-    let (mut rng, seed) = Rng::new();
-    let size = rng.range(1, 4 * page() as u64) as usize;
-    let content = rng.printable(size);
-    let run = faults(&format!("text-seed-{seed}"), &content);
+    let mut vary = Varied::new();
+    let size = vary.between(1, 4 * page() as u64) as usize;
+    let content = printable(&mut vary, size);
+    let run = faults("text", &content);
     run.expect_success();
     run.expect_line(
         "child 1 wrote to a page made read-only by mprotect: killed by signal SIGSEGV",
@@ -668,11 +632,11 @@ fn a_store_after_mprotect_prot_read_is_killed_by_sigsegv() {
 
 #[test]
 fn a_read_past_the_files_last_page_is_killed_by_sigbus() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = page * rng.range(1, 3) as usize + rng.range(1, page as u64 - 1) as usize;
-    let content = rng.printable(size);
-    let run = faults(&format!("text-seed-{seed}"), &content);
+    let size = page * vary.between(1, 3) as usize + vary.between(1, page as u64 - 1) as usize;
+    let content = printable(&mut vary, size);
+    let run = faults("text", &content);
     run.expect_success();
     let pages = size.div_ceil(page);
     run.expect_line(
@@ -698,11 +662,11 @@ fn a_read_past_the_files_last_page_is_killed_by_sigbus() {
 
 #[test]
 fn the_rest_of_the_last_page_reads_as_zeros() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = page + rng.range(1, page as u64 - 1) as usize;
-    let content = rng.printable(size);
-    let run = faults(&format!("text-seed-{seed}"), &content);
+    let size = page + vary.between(1, page as u64 - 1) as usize;
+    let content = printable(&mut vary, size);
+    let run = faults("text", &content);
     run.expect_success();
     run.expect_line(
         &format!(
@@ -738,10 +702,10 @@ fn faults_of_an_empty_file() {
 
 #[test]
 fn faults_of_a_file_that_ends_on_a_page_boundary() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let size = 2 * page();
-    let content = rng.printable(size);
-    let run = faults(&format!("text-seed-{seed}"), &content);
+    let content = printable(&mut vary, size);
+    let run = faults("text", &content);
     run.expect_success();
     if run
         .stdout
@@ -763,21 +727,21 @@ fn faults_of_a_file_that_ends_on_a_page_boundary() {
 
 #[test]
 fn poke_changes_the_file_in_place() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = 3 * page + rng.range(1, page as u64) as usize;
-    let mut content = rng.printable(size);
-    let length = rng.range(1, 30) as usize;
-    let mut text = rng.printable(length);
+    let size = 3 * page + vary.between(1, page as u64) as usize;
+    let mut content = printable(&mut vary, size);
+    let length = vary.between(1, 30) as usize;
+    let mut text = printable(&mut vary, length);
     // Not an option to the command line: no leading `-`.
     if text[0] == b'-' {
         text[0] = b'+';
     }
     let text = String::from_utf8(text).unwrap_or_else(|_| "poke".into());
     // An offset inside a page (never on a boundary), past the first page.
-    let offset = page * rng.range(1, 2) as usize + rng.range(1, page as u64 - 40) as usize;
+    let offset = page * vary.between(1, 2) as usize + vary.between(1, page as u64 - 40) as usize;
     let sandbox = Sandbox::new();
-    let file = sandbox.write_file(&format!("text-seed-{seed}"), &content);
+    let file = sandbox.write_file("text", &content);
     let offset_arg = offset.to_string();
     let run = lab()
         .cmd_in(sandbox, ["poke"])
@@ -805,7 +769,7 @@ fn poke_changes_the_file_in_place() {
     let map_offset = offset / page * page;
     run.expect_line(
         &format!(
-            "mapped {} bytes of [SANDBOX]/text-seed-{seed} from offset {map_offset}, \
+            "mapped {} bytes of [SANDBOX]/text from offset {map_offset}, \
              MAP_SHARED, PROT_READ | PROT_WRITE",
             offset + text.len() - map_offset,
         ),
@@ -816,16 +780,16 @@ fn poke_changes_the_file_in_place() {
 
 #[test]
 fn a_watcher_sees_a_poke_without_reading() {
-    let (mut rng, seed) = Rng::new();
+    let mut vary = Varied::new();
     let page = page();
-    let size = 2 * page + rng.range(1, page as u64) as usize;
-    let content = rng.printable(size);
-    let text: String = (0..rng.range(4, 24))
-        .map(|_| char::from(b'a' + rng.range(0, 25) as u8))
+    let size = 2 * page + vary.between(1, page as u64) as usize;
+    let content = printable(&mut vary, size);
+    let text: String = (0..vary.between(4, 24))
+        .map(|_| char::from(b'a' + vary.between(0, 25) as u8))
         .collect();
-    let offset = rng.range(1, (content.len() - text.len()) as u64) as usize;
+    let offset = vary.between(1, (content.len() - text.len()) as u64) as usize;
     let sandbox = Sandbox::new();
-    let file = sandbox.write_file(&format!("text-seed-{seed}"), &content);
+    let file = sandbox.write_file("text", &content);
     let mut watcher = lab()
         .cmd_in(sandbox, ["watch"])
         .arg(&file)
@@ -1057,8 +1021,8 @@ fn expect_children(run: &Run, children: u64, rounds: u64) {
 
 #[test]
 fn children_count_exactly_with_fetch_add() {
-    let (mut rng, _) = Rng::new();
-    let (children, rounds) = (rng.range(2, 6), rng.range(10_000, 40_000));
+    let mut vary = Varied::new();
+    let (children, rounds) = (vary.between(2, 6), vary.between(10_000, 40_000));
     let run = count(children, rounds, false);
     run.expect_success();
     expect_children(&run, children, rounds);
@@ -1075,8 +1039,8 @@ fn children_count_exactly_with_fetch_add() {
 
 #[test]
 fn a_load_then_store_loses_updates() {
-    let (mut rng, _) = Rng::new();
-    let (children, rounds) = (rng.range(3, 6), rng.range(10_000, 40_000));
+    let mut vary = Varied::new();
+    let (children, rounds) = (vary.between(3, 6), vary.between(10_000, 40_000));
     let run = count(children, rounds, true);
     run.expect_success();
     expect_children(&run, children, rounds);

@@ -17,15 +17,17 @@
 //! 5 and the client for the server of task 6, with the wire format written
 //! out once more, independently of the lab's `protocol.rs`. Random inputs
 //! (capacities, priorities, texts, the order of arrivals) change from run
-//! to run; the seed is in every failure message, and `POSIX_MQ_SEED=N`
-//! replays a run.
+//! to run (`grader::Varied`): a failure prints the seed, and
+//! `WORKBOOK_SEED=N` replays a run.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, KeptName, Lab, LeakKind, Run, Running, Sandbox, assert_transcript};
+use grader::{
+    Blocked, Cmd, KeptName, Lab, LeakKind, Run, Running, Sandbox, Varied, assert_transcript,
+};
 
 const CHAPTER: &str = "09-posix-mq.md";
 
@@ -122,55 +124,6 @@ fn number_after(text: &str, marker: &str) -> Option<i64> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     digits.parse().ok()
-}
-
-/// A small random generator (xorshift64*), seeded from the clock or from
-/// `POSIX_MQ_SEED`, so that a failing run can be replayed.
-struct Rng {
-    seed: u64,
-    state: u64,
-}
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("POSIX_MQ_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or_else(|| {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                u64::from(nanos) ^ (u64::from(std::process::id()) << 32) | 1
-            });
-        Rng {
-            seed,
-            state: seed.max(1),
-        }
-    }
-
-    /// A number in `low..=high`.
-    fn range(&mut self, low: i64, high: i64) -> i64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let value = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        low + (value % (high - low + 1) as u64) as i64
-    }
-
-    /// A word of `len` lowercase letters.
-    fn word(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(b'a' + self.range(0, 25) as u8))
-            .collect()
-    }
-
-    /// `(seed N; POSIX_MQ_SEED=N replays it)`, for failure messages.
-    fn tag(&self) -> String {
-        format!(
-            "(seed {}; POSIX_MQ_SEED={} replays it)",
-            self.seed, self.seed
-        )
-    }
 }
 
 /// A test-owned queue under a kept name, with `max_messages` ×
@@ -270,9 +223,9 @@ fn check_created(run: &Run, name: &str, max_messages: i64, message_size: i64, wh
 
 #[test]
 fn create_makes_a_queue_with_the_capacity_asked_for() {
-    let mut rng = Rng::new();
-    let max_messages = rng.range(1, mqueue_limit("msg_max").min(10));
-    let message_size = rng.range(1, 1024);
+    let mut vary = Varied::new();
+    let max_messages = vary.between(1, mqueue_limit("msg_max").min(10) as u64) as i64;
+    let message_size = vary.between(1, 1024) as i64;
     let kept = KeptName::new("created");
     let (m, s) = (max_messages.to_string(), message_size.to_string());
     let run = posix_mq(&[
@@ -292,11 +245,8 @@ fn create_makes_a_queue_with_the_capacity_asked_for() {
         kept.as_str(),
         max_messages,
         message_size,
-        &format!(
-            "pass the capacity to mq_open as a struct mq_attr: MqAttr::new(0, max_messages, \
-             message_size, 0) {}",
-            rng.tag()
-        ),
+        "pass the capacity to mq_open as a struct mq_attr: MqAttr::new(0, max_messages, \
+             message_size, 0)",
     );
     let expected = format!(
         "created {kept}: mq_flags 0, mq_maxmsg {m}, mq_msgsize {s}, mq_curmsgs 0, mode 0600, uid {}\n",
@@ -545,11 +495,11 @@ fn a_queue_over_rlimit_msgqueue_is_refused_with_emfile() {
 
 #[test]
 fn attr_shows_what_mq_getattr_and_fstat_say() {
-    let mut rng = Rng::new();
-    let max_messages = rng.range(2, mqueue_limit("msg_max").min(10));
-    let message_size = rng.range(16, 4096);
-    let queued = rng.range(0, max_messages);
-    let texts: Vec<String> = (0..queued).map(|_| rng.word(5)).collect();
+    let mut vary = Varied::new();
+    let max_messages = vary.between(2, mqueue_limit("msg_max").min(10) as u64) as i64;
+    let message_size = vary.between(16, 4096) as i64;
+    let queued = vary.between(0, max_messages as u64) as i64;
+    let texts: Vec<String> = (0..queued).map(|_| vary.word(5)).collect();
     let messages: Vec<(u32, &str)> = texts.iter().map(|t| (0, t.as_str())).collect();
     let (kept, _queue) = kept_queue("attr", max_messages, message_size, &messages);
     let run = posix_mq(&["attr", kept.as_str()]).section(TASK_1).run();
@@ -577,10 +527,7 @@ fn attr_shows_what_mq_getattr_and_fstat_say() {
         let printed = field(&run.stdout, name);
         if printed.as_deref() != Some(expected.as_str()) {
             run.fail(
-                format!(
-                    "printed {name} {printed:?}, expected {expected} {}",
-                    rng.tag()
-                ),
+                format!("printed {name} {printed:?}, expected {expected}"),
                 format!("{why}: attributes() returns what mq_getattr says, field by field"),
             );
         }
@@ -626,7 +573,7 @@ fn received(run: &Run) -> Vec<(u32, String)> {
 
 #[test]
 fn messages_come_out_highest_priority_first_and_in_order_within_a_priority() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let count = mqueue_limit("msg_max").min(8);
     let (kept, queue) = kept_queue("priorities", count, 64, &[]);
     // Random priorities, but the first lowest and the last highest, so that
@@ -636,9 +583,9 @@ fn messages_come_out_highest_priority_first_and_in_order_within_a_priority() {
             let priority = match i {
                 0 => 0,
                 i if i == count - 1 => 32767,
-                _ => [0, 1, 2, 31, 32767][rng.range(0, 4) as usize],
+                _ => [0, 1, 2, 31, 32767][vary.between(0, 4) as usize],
             };
-            (priority, format!("m{i}-{}", rng.word(4)))
+            (priority, format!("m{i}-{}", vary.word(4)))
         })
         .collect();
     let words: Vec<String> = sent.iter().map(|(p, t)| format!("{p}:{t}")).collect();
@@ -651,10 +598,7 @@ fn messages_come_out_highest_priority_first_and_in_order_within_a_priority() {
     let in_queue = raw::drain(&queue);
     if in_queue != expected {
         run.fail(
-            format!(
-                "the queue gave back {in_queue:?}, expected {expected:?} {}",
-                rng.tag()
-            ),
+            format!("the queue gave back {in_queue:?}, expected {expected:?}"),
             "send each message with its own priority: mq_send(queue, text, priority); the \
              queue orders them",
         );
@@ -672,11 +616,7 @@ fn messages_come_out_highest_priority_first_and_in_order_within_a_priority() {
     run.expect_success();
     if received(&run) != expected {
         run.fail(
-            format!(
-                "received {:?}, expected {expected:?} {}",
-                received(&run),
-                rng.tag()
-            ),
+            format!("received {:?}, expected {expected:?}", received(&run)),
             "mq_receive takes the oldest message of the highest priority and reports its \
              priority: return both",
         );
@@ -717,17 +657,15 @@ fn messages_keep_their_boundaries_and_may_be_empty() {
 
 #[test]
 fn receive_sizes_its_buffer_from_mq_msgsize() {
-    let mut rng = Rng::new();
-    let message_size = rng.range(1025, mqueue_limit("msgsize_max").clamp(1025, 8192));
-    let text = rng.word(message_size as usize);
+    let mut vary = Varied::new();
+    let message_size =
+        vary.between(1025, mqueue_limit("msgsize_max").clamp(1025, 8192) as u64) as i64;
+    let text = vary.word(message_size as usize);
     let (kept, _queue) = kept_queue("big", 1, message_size, &[(3, &text)]);
     let run = posix_mq(&["receive", kept.as_str()]).section(TASK_2).run();
     if run.stderr.contains("EMSGSIZE") {
         run.fail(
-            format!(
-                "EMSGSIZE on a queue whose mq_msgsize is {message_size} {}",
-                rng.tag()
-            ),
+            format!("EMSGSIZE on a queue whose mq_msgsize is {message_size}"),
             "the buffer must hold mq_msgsize bytes: ask mq_getattr (attributes) for it \
              instead of choosing a size",
         );
@@ -736,10 +674,7 @@ fn receive_sizes_its_buffer_from_mq_msgsize() {
     let expected = format!("priority 3, {message_size} bytes: \"{text}\"\n");
     if run.stdout != expected {
         run.fail(
-            format!(
-                "did not print the {message_size}-byte message whole {}",
-                rng.tag()
-            ),
+            format!("did not print the {message_size}-byte message whole"),
             "receive into a buffer of mq_msgsize bytes and keep the length mq_receive returns",
         );
     }
@@ -960,14 +895,14 @@ fn a_timed_send_on_a_full_queue_gives_up_with_etimedout() {
 
 #[test]
 fn a_timed_receive_takes_a_message_that_comes_before_the_deadline() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let (kept, queue) = kept_queue("in-time", 2, 32, &[]);
     let mut receiver = posix_mq(&["receive", kept.as_str(), "--timeout-ms", "30000"])
         .section(TASK_2)
         .why_if_timeout("mq_timedreceive returns as soon as a message arrives")
         .start();
     receiver.wait_until_blocked_in(libc::SYS_mq_timedreceive, HANG_TIMEOUT);
-    let text = rng.word(12);
+    let text = vary.word(12);
     raw::send(&queue, text.as_bytes(), 7).expect("grader: mq_send failed");
     let run = receiver.wait(HANG_TIMEOUT);
     run.expect_success();
@@ -1106,7 +1041,7 @@ fn expect_waiting_in_poll(running: &mut Running) {
 
 #[test]
 fn watch_reports_each_message_from_the_queue_it_came_to() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let queues: Vec<(KeptName, raw::Queue)> = ["red", "green", "blue"]
         .iter()
         .map(|name| kept_queue(name, 2, 32, &[]))
@@ -1126,9 +1061,9 @@ fn watch_reports_each_message_from_the_queue_it_came_to() {
     let mut expected = String::new();
     for arrival in 0..count {
         expect_waiting_in_poll(&mut watcher);
-        let (kept, queue) = &queues[rng.range(0, 2) as usize];
-        let priority = rng.range(0, 9) as u32;
-        let text = format!("{arrival}-{}", rng.word(6));
+        let (kept, queue) = &queues[vary.between(0, 2) as usize];
+        let priority = vary.between(0, 9) as u32;
+        let text = format!("{arrival}-{}", vary.word(6));
         raw::send(queue, text.as_bytes(), priority).expect("grader: mq_send failed");
         let line = format!(
             "{kept}: priority {priority}, {} bytes: \"{text}\"\n",
@@ -1141,11 +1076,7 @@ fn watch_reports_each_message_from_the_queue_it_came_to() {
     run.expect_success();
     if run.stdout_bytes != expected.as_bytes() {
         run.fail(
-            format!(
-                "printed {:?}, expected {expected:?} {}",
-                run.stdout,
-                rng.tag()
-            ),
+            format!("printed {:?}, expected {expected:?}", run.stdout),
             "one line per message, `NAME: priority P, N bytes: \"TEXT\"`, in the order they came",
         );
     }
@@ -1231,7 +1162,7 @@ fn expect_registered(running: &Running, queue: &raw::Queue, why: &str) {
 /// `notify --count 3 --by BY` on a fresh queue: three messages from the
 /// test, one at a time, each announced. Returns the checked run.
 fn three_notifications(by: &str, announced: impl Fn(usize) -> String) -> Run {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let (kept, queue) = kept_queue(&format!("notify-{by}"), 4, 32, &[]);
     let mut listener = posix_mq(&["notify", kept.as_str(), "--by", by, "--count", "3"])
         .section(TASK_4)
@@ -1253,8 +1184,8 @@ fn three_notifications(by: &str, announced: impl Fn(usize) -> String) -> Run {
                  before draining the queue"
             },
         );
-        let text = format!("n{number}-{}", rng.word(5));
-        let priority = rng.range(0, 9) as u32;
+        let text = format!("n{number}-{}", vary.word(5));
+        let priority = vary.between(0, 9) as u32;
         raw::send(&queue, text.as_bytes(), priority).expect("grader: mq_send failed");
         let line = format!(
             "{}\npriority {priority}, {} bytes: \"{text}\"\n",
@@ -1272,7 +1203,7 @@ fn three_notifications(by: &str, announced: impl Fn(usize) -> String) -> Run {
     run.expect_success();
     if !run.stdout.ends_with("received 3 messages\n") {
         run.fail(
-            format!("did not end with `received 3 messages` {}", rng.tag()),
+            "did not end with `received 3 messages`",
             "return once count messages are printed",
         );
     }

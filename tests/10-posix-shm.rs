@@ -18,8 +18,8 @@
 //! is missing says so on one line and checks the rest.
 //!
 //! Inputs that could be faked (sizes, counts, seeds, texts) change from run
-//! to run; a failure prints its seed, and `WORKBOOK_SEED=N cargo test`
-//! replays it.
+//! to run (`grader::Varied`); a failure prints its seed, and
+//! `WORKBOOK_SEED=N cargo test` replays it.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -31,7 +31,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox, assert_transcript};
+use grader::{Blocked, Cmd, Lab, Run, Running, Sandbox, Varied, assert_transcript};
 
 const CHAPTER: &str = "10-posix-shm.md";
 
@@ -126,58 +126,15 @@ fn expect_errors(run: &Run, text: &str, count: usize, why: &str) {
 
 // ---- random inputs ----------------------------------------------------------
 
-/// A small random generator, seeded per test run (or from `WORKBOOK_SEED`).
-struct Random {
-    seed: u64,
-    state: u64,
-}
-
-impl Random {
-    fn new() -> Random {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or_else(|| {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                nanos ^ u64::from(std::process::id()).rotate_left(32)
-            });
-        Random { seed, state: seed }
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        self.state = splitmix64(self.state);
-        low + self.state % (high - low + 1)
-    }
-
-    /// Words for a text that a fixed transcript could not contain.
-    fn text(&mut self) -> String {
-        const WORDS: [&str; 8] = [
-            "amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
-        ];
-        (0..4)
-            .map(|_| WORDS[self.between(0, 7) as usize])
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-
-    /// "seed N (replay with WORKBOOK_SEED=N)".
-    fn note(&self) -> String {
-        format!(
-            "seed {} (replay with WORKBOOK_SEED={})",
-            self.seed, self.seed
-        )
-    }
-}
-
-/// Fails the test with `what` and `why`, naming the seed of the inputs.
-fn fail_seeded(run: &Run, random: &Random, what: String, why: &str) -> ! {
-    let mut failure = run.failure(what);
-    failure.details.push(random.note());
-    failure.why = Some(why.to_string());
-    failure.raise()
+/// Words for a text that a fixed transcript could not contain.
+fn text(vary: &mut Varied) -> String {
+    const WORDS: [&str; 8] = [
+        "amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
+    ];
+    (0..4)
+        .map(|_| *vary.pick(&WORDS))
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 // ---- the record layout, written out again from the chapter ---------------------
@@ -427,8 +384,8 @@ if [ -e "/dev/shm/${1#/}" ]; then echo "still in /dev/shm"; else echo "gone from
 
 #[test]
 fn info_reports_the_size_that_fstat_gives() {
-    let mut random = Random::new();
-    let size = random.between(1, 3_000_000);
+    let mut vary = Varied::new();
+    let size = vary.between(1, 3_000_000);
     let run = script(
         TASK_1,
         r#"
@@ -442,18 +399,14 @@ stat -c 'stat: %s' "/dev/shm/${1#/}"
     .run();
     run.expect_success();
     if !run.stdout.contains(&format!("stat: {size}\n")) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("the file in /dev/shm does not have {size} bytes"),
             "a new object has 0 bytes: ftruncate(fd, size) gives it its size",
         );
     }
     let said = format!(": {size} bytes, mode 600, owner = you");
     if !run.stdout.lines().any(|line| line.ends_with(&said)) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("info did not report {size} bytes, mode 600, owner = you"),
             "open must fill Object from fstat on the descriptor: st_size, st_mode & 0o777, \
              st_uid; create must ftruncate to the size asked for",
@@ -624,8 +577,8 @@ fn the_objects_mode_is_enforced() {
 
 #[test]
 fn python_opens_the_labs_object_by_name_and_back() {
-    let mut random = Random::new();
-    let (ours, theirs) = (random.text(), random.text());
+    let mut vary = Varied::new();
+    let (ours, theirs) = (text(&mut vary), text(&mut vary));
     let python = in_path("python3");
     let text = if python {
         r#"
@@ -658,9 +611,7 @@ python3 -c "$PEER_PY" "$1" "$3" "$1-py"
     }
     let python_saw = format!("python: 4096 bytes, text '{ours}'");
     if !run.stdout.lines().any(|line| line == python_saw) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("Python did not find {ours:?} in the lab's object"),
             "any POSIX program opens the object by its name: shm_open(\"/NAME\") with the \
              bytes that write stored at offset 0, and the size from ftruncate",
@@ -677,15 +628,15 @@ python3 -c "$PEER_PY" "$1" "$3" "$1-py"
         ),
     ] {
         if !run.stdout.lines().any(|l| l == line) {
-            fail_seeded(&run, &random, format!("never printed {line:?}"), why);
+            run.fail(format!("never printed {line:?}"), why);
         }
     }
 }
 
 #[test]
 fn the_lab_uses_an_object_another_program_made() {
-    let mut random = Random::new();
-    let (before, after) = (random.text(), random.text());
+    let mut vary = Varied::new();
+    let (before, after) = (text(&mut vary), text(&mut vary));
     let sandbox = Sandbox::new();
     let name = sandbox.posix_name("obj");
     let object = TestObject::create(&name, 512, &before);
@@ -704,18 +655,14 @@ fn the_lab_uses_an_object_another_program_made() {
     .run();
     run.expect_success();
     if !run.stdout.lines().any(|line| line == before) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("read did not print {before:?}, which the test stored"),
             "open the object by name (shm_open with O_RDONLY) and map it: the bytes are \
              those another process stored",
         );
     }
     if !object.text().starts_with(&after) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("the test's descriptor does not see {after:?}"),
             "a MAP_SHARED mapping writes into the object itself, which every process sees",
         );
@@ -762,8 +709,8 @@ if [ -e "/dev/shm/sem.${1#/}" ]; then echo "still in /dev/shm"; else echo "gone 
 
 #[test]
 fn a_semaphore_starts_at_the_value_it_was_given() {
-    let mut random = Random::new();
-    let value = random.between(1, 5000);
+    let mut vary = Varied::new();
+    let value = vary.between(1, 5000);
     let run = script(
         TASK_2,
         r#"
@@ -780,9 +727,7 @@ fn a_semaphore_starts_at_the_value_it_was_given() {
     let values: Vec<&str> = run.stdout.lines().collect();
     let expected = [value.to_string(), (value - 1).to_string()];
     if values != expected {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("the values were {values:?}, expected {expected:?}"),
             "sem_open(name, O_CREAT | O_EXCL, mode, value): pass the value asked for",
         );
@@ -970,8 +915,8 @@ fn the_semaphores_mode_is_enforced() {
 
 #[test]
 fn the_lab_and_the_test_share_a_semaphore() {
-    let mut random = Random::new();
-    let value = random.between(2, 50) as u32;
+    let mut vary = Varied::new();
+    let value = vary.between(2, 50) as u32;
     let sandbox = Sandbox::new();
     let name = sandbox.posix_name("sem");
     let sem = TestSemaphore::create(&name, value);
@@ -990,17 +935,13 @@ fn the_lab_and_the_test_share_a_semaphore() {
     .run();
     run.expect_success();
     if run.stdout.lines().next() != Some(value.to_string().as_str()) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("the lab did not read the value {value} the test gave the semaphore"),
             "sem_open(name, 0) opens a semaphore that another process created",
         );
     }
     if sem.value() != value as i32 - 1 {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!(
                 "after a try, a wait and a post, the test sees {}, not {}",
                 sem.value(),
@@ -1209,9 +1150,9 @@ exec 5<&-
 
 #[test]
 fn adds_from_many_processes_all_count() {
-    let mut random = Random::new();
-    let amounts: Vec<u64> = (0..4).map(|_| random.between(1, 9)).collect();
-    let times = random.between(100, 300);
+    let mut vary = Varied::new();
+    let amounts: Vec<u64> = (0..4).map(|_| vary.between(1, 9)).collect();
+    let times = vary.between(100, 300);
     let expected: u64 = amounts.iter().sum::<u64>() * times;
     let mut args: Vec<String> = vec![times.to_string()];
     args.extend(amounts.iter().map(u64::to_string));
@@ -1235,18 +1176,14 @@ wait $d; echo "adder d: exit status $?"
     .run();
     run.expect_success();
     if run.stdout.matches(": exit status 0").count() != 4 {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             "not every adder succeeded".to_string(),
             "add takes the lock, updates value then mirror, broadcasts and unlocks",
         );
     }
     let line = format!("counter /[PREFIX]-obj: {expected} (mirror {expected})");
     if !run.stdout.lines().any(|l| l == line) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("the counter is not {expected} after 4 x {times} additions"),
             "every addition reads, adds and stores under the lock: add must lock_counter \
              first and unlock only after storing value and mirror",
@@ -1371,8 +1308,8 @@ od -An -tu4 -N16 "/dev/shm/${1#/}" | sed 's/^ */magic, slots, record_size, reser
 
 #[test]
 fn a_ring_has_room_for_every_slot() {
-    let mut random = Random::new();
-    let slots = random.between(1, 5000);
+    let mut vary = Varied::new();
+    let slots = vary.between(1, 5000);
     let run = script(
         TASK_5,
         r#"
@@ -1388,9 +1325,7 @@ stat -c 'stat: %s' "/dev/shm/${1#/}"
     let size = 136 + 24 * slots;
     let show = format!("ring /[PREFIX]-obj: {slots} slots; put 0, taken 0; free {slots}, used 0");
     if !run.stdout.contains(&format!("stat: {size}\n")) || !run.stdout.contains(&show) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             format!("a ring of {slots} slots is not {size} bytes with `free` at {slots}"),
             "create the object with ring_size(slots) bytes; sem_init(&free, 1, slots)",
         );
@@ -1439,9 +1374,9 @@ struct Transfer {
 
 impl Transfer {
     /// Splits `total` records into `parts` random counts.
-    fn split(random: &mut Random, total: u32, parts: usize) -> Vec<u32> {
+    fn split(vary: &mut Varied, total: u32, parts: usize) -> Vec<u32> {
         let mut cuts: Vec<u32> = (1..parts)
-            .map(|_| random.between(0, u64::from(total)) as u32)
+            .map(|_| vary.between(0, u64::from(total)) as u32)
             .collect();
         cuts.push(0);
         cuts.push(total);
@@ -1496,16 +1431,14 @@ echo "failed processes: $failed"
     }
 
     /// Checks that every record arrived exactly once.
-    fn check(&self, run: &Run, random: &Random) {
+    fn check(&self, run: &Run) {
         if !run.stdout.contains("failed processes: 0") {
-            fail_with_first_error(run, Some(random));
+            fail_with_first_error(run);
         }
         for &(producer, count) in &self.producers {
             let expected = checksum(producer, count, self.seed);
             if producer_checksum(&run.stdout, producer) != Some(expected) {
-                fail_seeded(
-                    run,
-                    random,
+                run.fail(
                     format!(
                         "producer {producer} did not report the checksum of its {count} records"
                     ),
@@ -1519,9 +1452,7 @@ echo "failed processes: $failed"
         let out_of_order: u64 = took.iter().map(|t| t.out_of_order).sum();
         let sum = took.iter().fold(0u64, |s, t| s.wrapping_add(t.checksum));
         if took.len() != self.consumers.len() || records != self.total() {
-            fail_seeded(
-                run,
-                random,
+            run.fail(
                 format!(
                     "{} consumer(s) reported {records} records, expected {} reporting {}",
                     took.len(),
@@ -1532,18 +1463,14 @@ echo "failed processes: $failed"
             );
         }
         if torn > 0 {
-            fail_seeded(
-                run,
-                random,
+            run.fail(
                 format!("consumers took {torn} torn or empty record(s)"),
                 "a consumer may read a slot only after the producer has copied the whole \
                  record into it: V(used) after the copy, never before; and `used` starts at 0",
             );
         }
         if sum != self.expected() {
-            fail_seeded(
-                run,
-                random,
+            run.fail(
                 format!(
                     "the consumers' checksums add up to {sum:#018x}, not {:#018x}: records \
                      were lost or taken twice",
@@ -1554,18 +1481,14 @@ echo "failed processes: $failed"
             );
         }
         if out_of_order > 0 {
-            fail_seeded(
-                run,
-                random,
+            run.fail(
                 format!("{out_of_order} record(s) came out of order"),
                 "a ring is first in, first out: take from slot head % slots, then head += 1",
             );
         }
         let show = format!("free {}, used 0", self.slots);
         if !run.stdout.contains(&show) {
-            fail_seeded(
-                run,
-                random,
+            run.fail(
                 format!("after the transfer the ring does not show `{show}`"),
                 "every put ends with V(used), every take with V(free)",
             );
@@ -1575,7 +1498,7 @@ echo "failed processes: $failed"
 
 /// Fails the test: a producer or a consumer reported an error (the errors
 /// are shown, those printed into files and shown by the script too).
-fn fail_with_first_error(run: &Run, random: Option<&Random>) -> ! {
+fn fail_with_first_error(run: &Run) -> ! {
     let mut failure = run.failure("a producer or a consumer failed");
     let errors = run.stdout.lines().chain(run.stderr.lines());
     for error in errors
@@ -1584,7 +1507,6 @@ fn fail_with_first_error(run: &Run, random: Option<&Random>) -> ! {
     {
         failure.details.push(format!("error: {error}"));
     }
-    failure.details.extend(random.map(Random::note));
     failure.why = Some(STUCK.to_string());
     failure.raise()
 }
@@ -1597,44 +1519,44 @@ const STUCK: &str = "a producer does P(free), lock, copy into slot tail % slots,
 
 #[test]
 fn one_producer_and_one_consumer_keep_the_order() {
-    let mut random = Random::new();
-    let count = random.between(1, 300) as u32;
+    let mut vary = Varied::new();
+    let count = vary.between(1, 300) as u32;
     let transfer = Transfer {
-        slots: random.between(1, 8),
-        seed: random.between(0, u64::MAX - 1),
-        producers: vec![(random.between(1, 99) as u32, count)],
+        slots: vary.between(1, 8),
+        seed: vary.between(0, u64::MAX - 1),
+        producers: vec![(vary.between(1, 99) as u32, count)],
         consumers: vec![count],
     };
     let run = transfer.run(TASK_6);
-    transfer.check(&run, &random);
+    transfer.check(&run);
 }
 
 #[test]
 fn producers_and_consumers_deliver_each_record_exactly_once() {
-    let mut random = Random::new();
-    let total = random.between(200, 600) as u32;
-    let counts = Transfer::split(&mut random, total, 3);
+    let mut vary = Varied::new();
+    let total = vary.between(200, 600) as u32;
+    let counts = Transfer::split(&mut vary, total, 3);
     let transfer = Transfer {
-        slots: random.between(2, 16),
-        seed: random.between(0, u64::MAX - 1),
+        slots: vary.between(2, 16),
+        seed: vary.between(0, u64::MAX - 1),
         producers: (1..).zip(counts).collect(),
-        consumers: Transfer::split(&mut random, total, 2),
+        consumers: Transfer::split(&mut vary, total, 2),
     };
     let run = transfer.run(TASK_6);
-    transfer.check(&run, &random);
+    transfer.check(&run);
 }
 
 #[test]
 fn a_thousand_times_the_ring_goes_through_it() {
-    let mut random = Random::new();
+    let mut vary = Varied::new();
     let transfer = Transfer {
         slots: 2,
-        seed: random.between(0, u64::MAX - 1),
+        seed: vary.between(0, u64::MAX - 1),
         producers: vec![(1, 1000), (2, 1000)],
         consumers: vec![1000, 1000],
     };
     let run = transfer.run(TASK_6);
-    transfer.check(&run, &random);
+    transfer.check(&run);
 }
 
 #[test]
@@ -1662,8 +1584,8 @@ fn zero_records_are_a_transfer_too() {
 
 #[test]
 fn a_consumer_asleep_on_an_empty_ring_is_woken() {
-    let mut random = Random::new();
-    let seed = random.between(0, u64::MAX - 1);
+    let mut vary = Varied::new();
+    let seed = vary.between(0, u64::MAX - 1);
     let run = script(
         TASK_6,
         r#"
@@ -1697,9 +1619,7 @@ wait $consumer; echo "consumer: exit status $?"; cat consumer.out
         checksum(5, 3, seed)
     );
     if !run.stdout.lines().any(|line| line == expected) {
-        fail_seeded(
-            &run,
-            &random,
+        run.fail(
             "the consumer did not take the producer's 3 records".to_string(),
             STUCK,
         );
@@ -1726,7 +1646,7 @@ wait $producer; echo "producer: exit status $?"; cat producer.out
     .run();
     run.expect_success();
     if !run.stderr.is_empty() {
-        fail_with_first_error(&run, None);
+        fail_with_first_error(&run);
     }
     let checksum = format!("checksum {:#018x}", checksum(1, 5, 0));
     if run.stdout.matches(&checksum).count() != 2 {
@@ -1820,9 +1740,9 @@ fn c_peer() -> &'static Result<PathBuf, String> {
 
 #[test]
 fn a_c_program_shares_the_ring() {
-    let mut random = Random::new();
-    let seed = random.between(0, u64::MAX - 1);
-    let count = random.between(50, 300) as u32;
+    let mut vary = Varied::new();
+    let seed = vary.between(0, u64::MAX - 1);
+    let count = vary.between(50, 300) as u32;
     let peer = match c_peer() {
         Ok(path) => Some(path.clone()),
         Err(why) => {
@@ -1898,7 +1818,7 @@ wait $p; echo "lab producer: exit status $?"
     }
     for (line, why) in expected {
         if !run.stdout.lines().any(|l| l == line) {
-            fail_seeded(&run, &random, format!("never printed {line:?}"), why);
+            run.fail(format!("never printed {line:?}"), why);
         }
     }
 }

@@ -15,9 +15,8 @@
 //! half-way. Such a test waits until the lab has read each piece by asking
 //! the kernel how much of what it sent is still unread (`SIOCOUTQ`), never
 //! by sleeping. Inputs that a fixed transcript could fake (messages, file
-//! contents, lengths, where a frame is cut) come from a seeded generator;
-//! the seed is in every message about them, and `WORKBOOK_SEED=N` repeats
-//! a run.
+//! contents, lengths, where a frame is cut) come from `grader::Varied`: a
+//! failure prints the seed, and `WORKBOOK_SEED=N` repeats a run.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -31,7 +30,7 @@ use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use grader::{Blocked, Cmd, Lab, LeakKind, Run, Running, Sandbox, assert_transcript};
+use grader::{Blocked, Cmd, Lab, LeakKind, Run, Running, Sandbox, Varied, assert_transcript};
 
 const CHAPTER: &str = "13-unix-sockets.md";
 
@@ -78,94 +77,32 @@ fn lab() -> Lab {
 
 // ---- seeded inputs --------------------------------------------------------------
 
-/// A small seeded generator (xorshift64*): inputs differ from run to run,
-/// and the seed printed with a failure repeats them.
-struct Rng {
-    seed: u64,
-    state: u64,
+/// A word of `len` lowercase letters and digits.
+fn word(vary: &mut Varied, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| char::from(*vary.pick(ALPHABET))).collect()
 }
 
-impl Rng {
-    /// Seeded from `WORKBOOK_SEED` if set, else from the clock.
-    fn new() -> Rng {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                (now.as_nanos() as u64 ^ u64::from(std::process::id())) % 1_000_000_007
-            });
-        Rng {
-            seed,
-            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `range`.
-    fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
-        let span = (range.end() - range.start() + 1) as u64;
-        range.start() + (self.next() % span) as usize
-    }
-
-    /// A word of `len` lowercase letters and digits.
-    fn word(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len)
-            .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize] as char)
-            .collect()
-    }
-
-    /// `count` words of 0 to `longest` characters.
-    fn words(&mut self, count: usize, longest: usize) -> Vec<String> {
-        (0..count)
-            .map(|_| {
-                let len = self.within(0..=longest);
-                self.word(len)
-            })
-            .collect()
-    }
-
-    /// `len` arbitrary bytes.
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// A word of a length in `lengths`.
-    fn word_in(&mut self, lengths: std::ops::RangeInclusive<usize>) -> String {
-        let len = self.within(lengths);
-        self.word(len)
-    }
-
-    /// Arbitrary bytes, as many as a number in `lengths`.
-    fn bytes_in(&mut self, lengths: std::ops::RangeInclusive<usize>) -> Vec<u8> {
-        let len = self.within(lengths);
-        self.bytes(len)
-    }
-
-    /// The line a failure about these inputs carries.
-    fn note(&self) -> String {
-        format!(
-            "random inputs from seed {0}: WORKBOOK_SEED={0} cargo test repeats them",
-            self.seed
-        )
-    }
+/// `count` words of 0 to `longest` characters.
+fn words(vary: &mut Varied, count: usize, longest: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let len = vary.size(0, longest);
+            word(vary, len)
+        })
+        .collect()
 }
 
-/// Fails `run` with `what` and `why`, naming the seed of its inputs.
-fn fail_seeded(run: &Run, rng: &Rng, what: String, why: &str) -> ! {
-    let mut failure = run.failure(what);
-    failure.details.push(rng.note());
-    failure.why = Some(why.to_string());
-    failure.raise()
+/// A word of `shortest` to `longest` characters.
+fn word_in(vary: &mut Varied, shortest: usize, longest: usize) -> String {
+    let len = vary.size(shortest, longest);
+    word(vary, len)
+}
+
+/// Arbitrary bytes, `shortest` to `longest` of them.
+fn bytes_in(vary: &mut Varied, shortest: usize, longest: usize) -> Vec<u8> {
+    let len = vary.size(shortest, longest);
+    vary.bytes(len)
 }
 
 // ---- shared checks ----------------------------------------------------------------
@@ -555,9 +492,8 @@ enum Pair {
 /// Runs `unix-sockets pair KIND [--buffer N] -- MESSAGES…` and checks each
 /// read against what the kernel does: a stream cut into pieces of the
 /// buffer's size wherever the messages began and ended; one datagram per
-/// read, cut to the buffer, with its real length. `rng` made the messages,
-/// if they are random.
-fn check_pair(kind: Pair, buffer: Option<usize>, messages: &[String], rng: Option<&Rng>) -> Run {
+/// read, cut to the buffer, with its real length.
+fn check_pair(kind: Pair, buffer: Option<usize>, messages: &[String]) -> Run {
     let name = match kind {
         Pair::Stream => "stream",
         Pair::Datagram => "datagram",
@@ -620,10 +556,7 @@ fn check_pair(kind: Pair, buffer: Option<usize>, messages: &[String], rng: Optio
                  {expected:?}"
             ),
         };
-        match rng {
-            Some(rng) => fail_seeded(&run, rng, what, why),
-            None => run.fail(what, why),
-        }
+        run.fail(what, why);
     }
     let last = match kind {
         Pair::Stream => "end of stream after",
@@ -657,46 +590,46 @@ fn fixed_words() -> Vec<String> {
 
 #[test]
 fn a_stream_merges_the_childs_messages_into_one_byte_stream() {
-    let run = check_pair(Pair::Stream, None, &fixed_words(), None);
+    let run = check_pair(Pair::Stream, None, &fixed_words());
     assert_transcript!(run);
-    let mut rng = Rng::new();
-    let count = rng.within(2..=8);
-    let messages = rng.words(count, 12);
-    check_pair(Pair::Stream, None, &messages, Some(&rng));
+    let mut vary = Varied::new();
+    let count = vary.size(2, 8);
+    let messages = words(&mut vary, count, 12);
+    check_pair(Pair::Stream, None, &messages);
 }
 
 #[test]
 fn a_small_buffer_cuts_a_stream_anywhere() {
-    let run = check_pair(Pair::Stream, Some(3), &fixed_words(), None);
+    let run = check_pair(Pair::Stream, Some(3), &fixed_words());
     assert_transcript!(run);
-    let mut rng = Rng::new();
-    let buffer = rng.within(2..=7);
-    let count = rng.within(2..=6);
-    let messages = rng.words(count, 15);
-    check_pair(Pair::Stream, Some(buffer), &messages, Some(&rng));
+    let mut vary = Varied::new();
+    let buffer = vary.size(2, 7);
+    let count = vary.size(2, 6);
+    let messages = words(&mut vary, count, 15);
+    check_pair(Pair::Stream, Some(buffer), &messages);
 }
 
 #[test]
 fn datagrams_keep_each_message_whole_even_an_empty_one() {
-    let run = check_pair(Pair::Datagram, None, &fixed_words(), None);
+    let run = check_pair(Pair::Datagram, None, &fixed_words());
     assert_transcript!(run);
-    let mut rng = Rng::new();
-    let count = rng.within(2..=10);
-    let mut messages = rng.words(count, 12);
-    let empty = rng.within(0..=count - 1);
+    let mut vary = Varied::new();
+    let count = vary.size(2, 10);
+    let mut messages = words(&mut vary, count, 12);
+    let empty = vary.size(0, count - 1);
     messages[empty].clear();
-    check_pair(Pair::Datagram, None, &messages, Some(&rng));
+    check_pair(Pair::Datagram, None, &messages);
 }
 
 #[test]
 fn a_datagram_longer_than_the_buffer_is_cut_and_the_rest_lost() {
-    let run = check_pair(Pair::Datagram, Some(3), &fixed_words(), None);
+    let run = check_pair(Pair::Datagram, Some(3), &fixed_words());
     assert_transcript!(run);
-    let mut rng = Rng::new();
-    let buffer = rng.within(2..=6);
-    let count = rng.within(2..=8);
-    let messages = rng.words(count, 12);
-    check_pair(Pair::Datagram, Some(buffer), &messages, Some(&rng));
+    let mut vary = Varied::new();
+    let buffer = vary.size(2, 6);
+    let count = vary.size(2, 8);
+    let messages = words(&mut vary, count, 12);
+    check_pair(Pair::Datagram, Some(buffer), &messages);
 }
 
 // ---- TODO 2: names: bind, listen, connect ---------------------------------------------
@@ -932,8 +865,8 @@ fn greet_leaves_a_live_servers_socket_alone() {
 
 #[test]
 fn greet_leaves_a_file_that_is_not_a_socket_alone() {
-    let mut rng = Rng::new();
-    let contents = format!("notes {}\n", rng.word(20));
+    let mut vary = Varied::new();
+    let contents = format!("notes {}\n", word(&mut vary, 20));
     let sandbox = Sandbox::new();
     let notes = sandbox.write_file("notes.sock", &contents);
     let run = lab()
@@ -944,9 +877,7 @@ fn greet_leaves_a_file_that_is_not_a_socket_alone() {
         .timeout(WAIT)
         .run_unchecked();
     if fs::read_to_string(&notes).ok().as_deref() != Some(contents.as_str()) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             "removed or changed a regular file that was at the socket's path".to_string(),
             "EADDRINUSE means something is at the path; remove it only if it is a socket \
              nobody answers on, and make the SocketFile only after your own bind succeeded",
@@ -962,12 +893,15 @@ fn greet_leaves_a_file_that_is_not_a_socket_alone() {
 
 #[test]
 fn a_path_too_long_for_sun_path_is_refused_on_one_line() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     // A path of 108 to 150 bytes: sun_path holds 107 and a NUL.
-    let total = rng.within(108..=150);
-    let name = rng.word(total.saturating_sub(dir.as_os_str().len() + 1).max(1));
+    let total = vary.size(108, 150);
+    let name = word(
+        &mut vary,
+        total.saturating_sub(dir.as_os_str().len() + 1).max(1),
+    );
     let long = dir.join(&name);
     let greet = lab()
         .cmd_in(sandbox, ["greet"])
@@ -991,14 +925,12 @@ fn a_path_too_long_for_sun_path_is_refused_on_one_line() {
         })
         .unwrap_or_default();
     if !made.is_empty() {
-        fail_seeded(
-            &greet,
-            &rng,
+        greet.fail(
             format!("made socket files {made:?} for a path too long to bind"),
             "never cut a path to fit sun_path: that binds another file",
         );
     }
-    let abstract_name = format!("@{}", rng.word_in(108..=120));
+    let abstract_name = format!("@{}", word_in(&mut vary, 108, 120));
     for address in [long.to_string_lossy().into_owned(), abstract_name] {
         let run = lab()
             .cmd(["connect", &address])
@@ -1040,7 +972,6 @@ fn connect_says_why_nobody_answers() {
              (fs::metadata) and say `connect PATH: not a socket`",
         ),
     ];
-    let mut transcripts = String::new();
     for (path, phrases, why) in cases {
         let run = lab()
             .cmd(["connect"])
@@ -1050,11 +981,8 @@ fn connect_says_why_nobody_answers() {
             .timeout(WAIT)
             .run();
         expect_error(&run, phrases, why);
-        transcripts.push_str(&run.transcript());
+        grader::assert_transcript!(run);
     }
-    grader::insta::with_settings!({ omit_expression => true }, {
-        grader::insta::assert_snapshot!(transcripts);
-    });
 }
 
 // ---- TODO 3: frames on a byte stream ------------------------------------------------
@@ -1075,14 +1003,10 @@ fn send_cmd(address: &Path, messages: &[String], elsewhere: &Path) -> Cmd {
         )
 }
 
-/// Fails `run` with `what` and `why`, naming the seed if the inputs were
-/// random (`rng`), and adding `details`.
-fn fail_with(run: &Run, rng: Option<&Rng>, what: String, details: Vec<String>, why: &str) -> ! {
+/// Fails `run` with `what` and `why`, adding `details`.
+fn fail_with(run: &Run, what: String, details: Vec<String>, why: &str) -> ! {
     let mut failure = run.failure(what);
     failure.details = details;
-    if let Some(rng) = rng {
-        failure.details.push(rng.note());
-    }
     failure.why = Some(why.to_string());
     failure.raise()
 }
@@ -1090,7 +1014,7 @@ fn fail_with(run: &Run, rng: Option<&Rng>, what: String, details: Vec<String>, w
 /// `send` of `messages` to the python3 frame server: python3 must read
 /// each length prefix in big-endian order, and `send` must print each
 /// reply.
-fn check_send_to_python(messages: &[String], rng: Option<&Rng>) {
+fn check_send_to_python(messages: &[String]) {
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let path = sandbox.path("python.sock");
@@ -1105,7 +1029,6 @@ fn check_send_to_python(messages: &[String], rng: Option<&Rng>) {
     if heard.stdout != format!("ready\n{expected_prefixes}end of stream\n") {
         fail_with(
             &run,
-            rng,
             "python3 did not read the frames it expected".to_string(),
             vec![
                 format!("python3 printed: {:?}", heard.stdout),
@@ -1130,7 +1053,6 @@ fn check_send_to_python(messages: &[String], rng: Option<&Rng>) {
     if run.stdout != expected {
         fail_with(
             &run,
-            rng,
             format!("printed {:?}, expected {expected:?}", run.stdout),
             Vec::new(),
             "read each reply's 4-byte big-endian length, then exactly that many bytes",
@@ -1141,18 +1063,18 @@ fn check_send_to_python(messages: &[String], rng: Option<&Rng>) {
 #[test]
 fn send_frames_each_message_with_a_big_endian_length() {
     let fixed = ["hello", "", "unix domain sockets"].map(String::from);
-    check_send_to_python(&fixed, None);
-    let mut rng = Rng::new();
-    let count = rng.within(2..=6);
-    let mut messages = rng.words(count, 40);
+    check_send_to_python(&fixed);
+    let mut vary = Varied::new();
+    let count = vary.size(2, 6);
+    let mut messages = words(&mut vary, count, 40);
     messages.push(String::new());
-    check_send_to_python(&messages, Some(&rng));
+    check_send_to_python(&messages);
 }
 
 /// `send MESSAGE` to the test's own server, which answers with the reply
 /// frame cut at `cuts`, each piece written once the client has read the
 /// one before.
-fn check_reply_in_pieces(message: &str, cuts: [usize; 3], rng: Option<&Rng>) {
+fn check_reply_in_pieces(message: &str, cuts: [usize; 3]) {
     let reply: Vec<u8> = reversed(message.as_bytes());
     let reply_frame = frame(&reply);
     let sandbox = Sandbox::new();
@@ -1186,7 +1108,6 @@ fn check_reply_in_pieces(message: &str, cuts: [usize; 3], rng: Option<&Rng>) {
     if run.stdout != expected {
         fail_with(
             &run,
-            rng,
             format!(
                 "printed {:?} for a reply sent in 4 pieces (cut at bytes {}, {} and {}), \
                  expected {expected:?}",
@@ -1210,20 +1131,20 @@ fn check_reply_in_pieces(message: &str, cuts: [usize; 3], rng: Option<&Rng>) {
 fn send_reads_a_reply_that_arrives_in_pieces() {
     // "hello, pieces" reversed, as a frame of 4 + 13 bytes: cut inside the
     // length prefix, then twice in the payload.
-    check_reply_in_pieces("hello, pieces", [2, 6, 11], None);
-    let mut rng = Rng::new();
-    let message = rng.word_in(10..=60);
+    check_reply_in_pieces("hello, pieces", [2, 6, 11]);
+    let mut vary = Varied::new();
+    let message = word_in(&mut vary, 10, 60);
     let length = HEADER_LEN + message.len();
-    let first = rng.within(1..=3);
-    let second = rng.within(first + 2..=length - 3);
-    let third = rng.within(second + 1..=length - 1);
-    check_reply_in_pieces(&message, [first, second, third], Some(&rng));
+    let first = vary.size(1, 3);
+    let second = vary.size(first + 2, length - 3);
+    let third = vary.size(second + 1, length - 1);
+    check_reply_in_pieces(&message, [first, second, third]);
 }
 
 #[test]
 fn send_refuses_a_reply_over_the_limit_without_waiting_for_it() {
-    let mut rng = Rng::new();
-    let length = rng.within(MAX_FRAME + 1..=u32::MAX as usize) as u32;
+    let mut vary = Varied::new();
+    let length = vary.size(MAX_FRAME + 1, u32::MAX as usize) as u32;
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let (path, server) = test_server(&sandbox, move |mut stream| {
@@ -1253,9 +1174,7 @@ fn send_refuses_a_reply_over_the_limit_without_waiting_for_it() {
          of 65536`",
     );
     if !run.stderr.contains(&length.to_string()) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not name the length it refused ({length})"),
             "say `a frame of N bytes is over the limit of 65536`, with the length read",
         );
@@ -1264,7 +1183,7 @@ fn send_refuses_a_reply_over_the_limit_without_waiting_for_it() {
 
 /// `send hello` to the test's own server, which answers with `cut` bytes
 /// of a reply frame of `length` bytes of payload, then closes.
-fn check_reply_cut_short(length: usize, cut: usize, rng: Option<&Rng>) {
+fn check_reply_cut_short(length: usize, cut: usize) {
     let phrase = if cut < HEADER_LEN {
         "middle of a length prefix"
     } else {
@@ -1292,7 +1211,6 @@ fn check_reply_cut_short(length: usize, cut: usize, rng: Option<&Rng>) {
     if !run.stderr.contains(phrase) {
         fail_with(
             &run,
-            rng,
             format!(
                 "did not report `{phrase}` when the server left after {cut} bytes of a reply \
                  of {} bytes",
@@ -1307,14 +1225,14 @@ fn check_reply_cut_short(length: usize, cut: usize, rng: Option<&Rng>) {
 
 #[test]
 fn send_reports_a_server_that_leaves_in_the_middle_of_a_reply() {
-    check_reply_cut_short(10, 8, None);
-    check_reply_cut_short(10, 2, None);
-    let mut rng = Rng::new();
-    let length = rng.within(10..=200);
-    let cut = rng.within(HEADER_LEN + 1..=HEADER_LEN + length - 1);
-    check_reply_cut_short(length, cut, Some(&rng));
-    let cut = rng.within(1..=HEADER_LEN - 1);
-    check_reply_cut_short(length, cut, Some(&rng));
+    check_reply_cut_short(10, 8);
+    check_reply_cut_short(10, 2);
+    let mut vary = Varied::new();
+    let length = vary.size(10, 200);
+    let cut = vary.size(HEADER_LEN + 1, HEADER_LEN + length - 1);
+    check_reply_cut_short(length, cut);
+    let cut = vary.size(1, HEADER_LEN - 1);
+    check_reply_cut_short(length, cut);
 }
 
 // ---- TODO 4: credentials and descriptors --------------------------------------------
@@ -1340,8 +1258,8 @@ fn fetched<'a>(run: &'a Run, prefix: &str) -> Option<&'a str> {
 
 #[test]
 fn fetch_reads_a_file_it_may_not_open_through_a_passed_descriptor() {
-    let mut rng = Rng::new();
-    let contents = rng.bytes(1000);
+    let mut vary = Varied::new();
+    let contents = vary.bytes(1000);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let secret = sandbox.write_file("secret", &contents);
@@ -1380,9 +1298,7 @@ fn fetch_reads_a_file_it_may_not_open_through_a_passed_descriptor() {
     ];
     for line in &expected {
         if !run.stdout.lines().any(|l| l == line) {
-            fail_seeded(
-                &run,
-                &rng,
+            run.fail(
                 format!("did not print `{line}`"),
                 "the descriptor the server sent refers to the file it opened before the \
                  mode was 000: permissions are checked when a file is opened, not when a \
@@ -1429,8 +1345,8 @@ fn fetch_names_the_server_by_its_credentials() {
 
 #[test]
 fn share_hands_python_a_descriptor_it_can_read() {
-    let mut rng = Rng::new();
-    let contents = rng.bytes_in(1..=5000);
+    let mut vary = Varied::new();
+    let contents = bytes_in(&mut vary, 1, 5000);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let file = sandbox.write_file("shared.bin", &contents);
@@ -1458,7 +1374,6 @@ fn share_hands_python_a_descriptor_it_can_read() {
         failure
             .details
             .push(format!("expected it to end with {expected:?}"));
-        failure.details.push(rng.note());
         failure.why = Some(
             "send one byte, b'+', with one control message SCM_RIGHTS holding the \
              descriptor, in one sendmsg"
@@ -1482,8 +1397,8 @@ fn share_hands_python_a_descriptor_it_can_read() {
 
 #[test]
 fn fetch_uses_a_descriptor_python_passes() {
-    let mut rng = Rng::new();
-    let contents = rng.bytes_in(1..=5000);
+    let mut vary = Varied::new();
+    let contents = bytes_in(&mut vary, 1, 5000);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let file = sandbox.write_file("python.bin", &contents);
@@ -1519,9 +1434,7 @@ fn fetch_uses_a_descriptor_python_passes() {
         .lines()
         .any(|line| line == format!("fetch: {expected}"))
     {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not print `fetch: {expected}`"),
             "recvmsg with room for one descriptor (cmsg_space!(RawFd)); the descriptor comes \
              in a ControlMessageOwned::ScmRights",
@@ -1680,7 +1593,7 @@ fn serve_client(server: &Running, address: &str) -> UnixStream {
 }
 
 /// Sends `payload` as a frame on `stream` and checks the reply.
-fn expect_answer(server: &Running, stream: &mut UnixStream, payload: &[u8], who: &str, rng: &Rng) {
+fn expect_answer(server: &Running, stream: &mut UnixStream, payload: &[u8], who: &str) {
     let answer = stream
         .write_all(&frame(payload))
         .and_then(|()| read_reply(stream));
@@ -1693,7 +1606,6 @@ fn expect_answer(server: &Running, stream: &mut UnixStream, payload: &[u8], who:
                 payload.len(),
                 reply.len()
             ));
-            failure.details.push(rng.note());
             failure.why = Some(
                 "read a whole frame (4-byte big-endian length, then the payload), reverse \
                  the payload, write it back as a frame"
@@ -1716,9 +1628,9 @@ fn expect_answer(server: &Running, stream: &mut UnixStream, payload: &[u8], who:
 
 #[test]
 fn serve_answers_python_and_standard_tools() {
-    let mut rng = Rng::new();
-    let count = rng.within(1..=5);
-    let messages = rng.words(count, 30);
+    let mut vary = Varied::new();
+    let count = vary.size(1, 5);
+    let messages = words(&mut vary, count, 30);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let path = sandbox.path("serve.sock");
@@ -1749,7 +1661,6 @@ fn serve_answers_python_and_standard_tools() {
             .details
             .push(format!("python3 printed: {:?}", client.stdout));
         failure.details.push(format!("expected: {expected:?}"));
-        failure.details.push(rng.note());
         failure.why = Some("answer each frame with its payload reversed, as a frame".into());
         failure.raise();
     }
@@ -1787,9 +1698,7 @@ esac"#;
     run.expect_success();
     let logged = format!("serve: client 1 (pid {python_pid}, your uid): {count} frame(s) answered");
     if !run.stdout.lines().any(|line| line == logged) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not log `{logged}` for the python3 client"),
             "the pid comes from SO_PEERCRED (peer_credentials) on the accepted connection",
         );
@@ -1798,7 +1707,7 @@ esac"#;
 
 #[test]
 fn serve_answers_clients_that_are_all_connected_at_once() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let count = 5;
     let sandbox = Sandbox::new();
     let address = sandbox.abstract_name("serve");
@@ -1811,12 +1720,12 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
     // never gets to it. Then the others, in a random order, twice.
     let mut order: Vec<usize> = (0..count - 1).collect();
     for i in (1..order.len()).rev() {
-        order.swap(i, rng.within(0..=i));
+        order.swap(i, vary.size(0, i));
     }
     order.insert(0, count - 1);
     for round in 0..2 {
         for &i in &order {
-            let payload = rng.bytes_in(0..=300);
+            let payload = bytes_in(&mut vary, 0, 300);
             let who = if round == 0 && i == count - 1 {
                 format!(
                     "client {count} of {count}, while the {} others stayed connected and \
@@ -1826,7 +1735,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
             } else {
                 format!("client {} of {count}", i + 1)
             };
-            expect_answer(&server, &mut clients[i], &payload, &who, &rng);
+            expect_answer(&server, &mut clients[i], &payload, &who);
         }
     }
     drop(clients);
@@ -1837,9 +1746,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
         2 * count
     );
     if run.stdout.lines().last() != Some(summary.as_str()) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not end with `{summary}`"),
             "join every client's thread and count each report in the Tally",
         );
@@ -1848,7 +1755,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
 
 #[test]
 fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let address = sandbox.abstract_name("serve");
     let server = start_serve(sandbox, &address, &["--clients", "1"]);
@@ -1856,11 +1763,11 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
 
     // One frame in four pieces: a cut inside the length prefix, two in the
     // payload. Each piece is read by the server before the next is sent.
-    let payload = rng.bytes_in(10..=2000);
+    let payload = bytes_in(&mut vary, 10, 2000);
     let bytes = frame(&payload);
-    let first = rng.within(1..=3);
-    let second = rng.within(first + 2..=bytes.len() - 3);
-    let third = rng.within(second + 1..=bytes.len() - 1);
+    let first = vary.size(1, 3);
+    let second = vary.size(first + 2, bytes.len() - 3);
+    let third = vary.size(second + 1, bytes.len() - 1);
     let pieces = [
         &bytes[..first],
         &bytes[first..second],
@@ -1869,7 +1776,6 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
     ];
     if let Err(trouble) = write_in_pieces(&mut client, &pieces) {
         let mut failure = server.failure(format!("did not read a frame sent in pieces: {trouble}"));
-        failure.details.push(rng.note());
         failure.why = Some("read until the frame is whole".into());
         failure.raise();
     }
@@ -1882,7 +1788,6 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
                 payload.len(),
                 other.map(|r| r.len())
             ));
-            failure.details.push(rng.note());
             failure.why = Some(
                 "one read returns what has arrived, perhaps part of the length prefix or of \
                  the payload: read again until you have all 4 bytes, then all the payload"
@@ -1893,7 +1798,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
     }
 
     // Three frames in one write: three answers.
-    let payloads: Vec<Vec<u8>> = (0..3).map(|_| rng.bytes_in(0..=100)).collect();
+    let payloads: Vec<Vec<u8>> = (0..3).map(|_| bytes_in(&mut vary, 0, 100)).collect();
     let together: Vec<u8> = payloads.iter().flat_map(|p| frame(p)).collect();
     let _ = client.write_all(&together);
     for (i, payload) in payloads.iter().enumerate() {
@@ -1906,7 +1811,6 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
                     other.map(|r| r.len()),
                     payload.len()
                 ));
-                failure.details.push(rng.note());
                 failure.why = Some(
                     "one read may return several frames: read exactly one frame's bytes at a \
                      time, and keep the rest for the next"
@@ -1923,29 +1827,27 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
 
 #[test]
 fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let path = sandbox.path("serve.sock");
     let address = path.to_string_lossy().into_owned();
     let server = start_serve(sandbox, &address, &["--clients", "2"]);
-    let length = rng.within(2..=1000);
-    let sent = rng.within(1..=length - 1);
+    let length = vary.size(2, 1000);
+    let sent = vary.size(1, length - 1);
     let mut leaver = serve_client(&server, &address);
-    let mut half = frame(&rng.bytes(length));
+    let mut half = frame(&vary.bytes(length));
     half.truncate(4 + sent);
     let _ = leaver.write_all(&half);
     drop(leaver);
     let mut next = serve_client(&server, &address);
-    let payload = rng.bytes_in(1..=100);
-    expect_answer(&server, &mut next, &payload, "the next client", &rng);
+    let payload = bytes_in(&mut vary, 1, 100);
+    expect_answer(&server, &mut next, &payload, "the next client");
     drop(next);
     let run = server.wait(WAIT);
     run.expect_success();
     let logged = format!("the peer left in the middle of a frame ({sent} of {length} bytes)");
     if !run.stderr.contains("middle of a frame") {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not report `{logged}` on stderr"),
             "end-of-file inside a frame is an error: the client is dropped with \
              End::Dropped, and reported on stderr",
@@ -1955,9 +1857,7 @@ fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
         .stdout
         .contains("serve: 2 client(s): 1 frame(s) answered, 0 refused, 1 dropped")
     {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             "did not end with `serve: 2 client(s): 1 frame(s) answered, 0 refused, 1 dropped`"
                 .to_string(),
             "one client dropped, one answered",
@@ -1967,11 +1867,11 @@ fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
 
 #[test]
 fn serve_refuses_a_length_over_the_limit_without_allocating_it() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let address = sandbox.abstract_name("serve");
     let server = start_serve(sandbox, &address, &["--clients", "2"]);
-    let length = (u32::MAX - rng.within(0..=1000) as u32).to_be_bytes();
+    let length = (u32::MAX - vary.size(0, 1000) as u32).to_be_bytes();
     let mut greedy = serve_client(&server, &address);
     let _ = greedy.write_all(&length);
     // The server must close this connection without waiting for 4 GiB.
@@ -2004,8 +1904,8 @@ fn serve_refuses_a_length_over_the_limit_without_allocating_it() {
     }
     // A frame of exactly the limit is fine, and the server still serves.
     let mut next = serve_client(&server, &address);
-    let payload = rng.bytes(MAX_FRAME);
-    expect_answer(&server, &mut next, &payload, "the next client", &rng);
+    let payload = vary.bytes(MAX_FRAME);
+    expect_answer(&server, &mut next, &payload, "the next client");
     drop(next);
     let run = server.wait(WAIT);
     run.expect_success();
@@ -2019,7 +1919,7 @@ fn serve_refuses_a_length_over_the_limit_without_allocating_it() {
 
 #[test]
 fn serve_survives_a_client_that_leaves_before_its_answer() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let address = sandbox.abstract_name("serve");
     let server = start_serve(sandbox, &address, &["--clients", "2"]);
@@ -2028,19 +1928,17 @@ fn serve_survives_a_client_that_leaves_before_its_answer() {
     // instead would race with the server's answer).
     let mut leaver = serve_client(&server, &address);
     let _ = leaver.shutdown(std::net::Shutdown::Read);
-    let _ = leaver.write_all(&frame(&rng.bytes_in(1..=MAX_FRAME)));
+    let _ = leaver.write_all(&frame(&bytes_in(&mut vary, 1, MAX_FRAME)));
     let mut next = serve_client(&server, &address);
-    let payload = rng.bytes_in(1..=100);
-    expect_answer(&server, &mut next, &payload, "the next client", &rng);
+    let payload = bytes_in(&mut vary, 1, 100);
+    expect_answer(&server, &mut next, &payload, "the next client");
     drop(next);
     drop(leaver);
     let run = server.wait(WAIT);
     run.expect_success();
     let summary = "serve: 2 client(s): 1 frame(s) answered, 0 refused, 1 dropped";
     if run.stdout.lines().last() != Some(summary) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not end with `{summary}`"),
             "a write to a client that is gone fails with EPIPE (Rust ignores SIGPIPE): \
              drop that client (End::Dropped) and go on",
@@ -2050,7 +1948,7 @@ fn serve_survives_a_client_that_leaves_before_its_answer() {
 
 #[test]
 fn serve_serves_only_its_own_user() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let address = sandbox.abstract_name("serve");
@@ -2069,7 +1967,7 @@ fn serve_serves_only_its_own_user() {
             );
         }
     }
-    let message = rng.word_in(1..=20);
+    let message = word_in(&mut vary, 1, 20);
     let mine = python(PY_FRAME_CLIENT, &dir)
         .arg(&address)
         .arg(&message)

@@ -25,8 +25,8 @@
 //!
 //! Inputs that a fixed transcript could fake (messages, numbers, ports,
 //! addresses, file contents, where a frame is cut, which datagrams are
-//! lost) come from a seeded generator; the seed is in every message about
-//! them, and `WORKBOOK_SEED=N cargo test` repeats a run.
+//! lost) come from `grader::Varied`: a failure prints the seed, and
+//! `WORKBOOK_SEED=N cargo test` repeats a run.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -37,7 +37,7 @@ use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use grader::{Cmd, Lab, Run, Running, Sandbox, assert_transcript};
+use grader::{Cmd, Lab, Run, Running, Sandbox, Varied, assert_transcript};
 
 const CHAPTER: &str = "14-net-sockets.md";
 
@@ -90,108 +90,38 @@ fn lab() -> Lab {
 
 // ---- seeded inputs --------------------------------------------------------------
 
-/// A small seeded generator (xorshift64*): inputs differ from run to run,
-/// and the seed printed with a failure repeats them.
-struct Rng {
-    seed: u64,
-    state: u64,
+/// A word of `len` lowercase letters and digits.
+fn word(vary: &mut Varied, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| char::from(*vary.pick(ALPHABET))).collect()
 }
 
-impl Rng {
-    /// Seeded from `WORKBOOK_SEED` if set, else from the clock.
-    fn new() -> Rng {
-        let seed = std::env::var("WORKBOOK_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                (now.as_nanos() as u64 ^ u64::from(std::process::id())) % 1_000_000_007
-            });
-        Rng {
-            seed,
-            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `range`.
-    fn within(&mut self, range: std::ops::RangeInclusive<usize>) -> usize {
-        let span = (range.end() - range.start() + 1) as u64;
-        range.start() + (self.next() % span) as usize
-    }
-
-    /// A word of `len` lowercase letters and digits.
-    fn word(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len)
-            .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize] as char)
-            .collect()
-    }
-
-    /// `count` words of 0 to `longest` characters.
-    fn words(&mut self, count: usize, longest: usize) -> Vec<String> {
-        (0..count)
-            .map(|_| {
-                let len = self.within(0..=longest);
-                self.word(len)
-            })
-            .collect()
-    }
-
-    /// `len` arbitrary bytes.
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// A word of a length in `lengths`.
-    fn word_in(&mut self, lengths: std::ops::RangeInclusive<usize>) -> String {
-        let len = self.within(lengths);
-        self.word(len)
-    }
-
-    /// Arbitrary bytes, as many as a number in `lengths`.
-    fn bytes_in(&mut self, lengths: std::ops::RangeInclusive<usize>) -> Vec<u8> {
-        let len = self.within(lengths);
-        self.bytes(len)
-    }
-
-    /// `count` words (a number in `counts`) of 0 to `longest` characters.
-    fn words_in(&mut self, counts: std::ops::RangeInclusive<usize>, longest: usize) -> Vec<String> {
-        let count = self.within(counts);
-        self.words(count, longest)
-    }
-
-    /// The line a failure about these inputs carries.
-    fn note(&self) -> String {
-        format!(
-            "random inputs from seed {0}: WORKBOOK_SEED={0} cargo test repeats them",
-            self.seed
-        )
-    }
+/// `count` words of 0 to `longest` characters.
+fn words(vary: &mut Varied, count: usize, longest: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let len = vary.size(0, longest);
+            word(vary, len)
+        })
+        .collect()
 }
 
-/// Fails `run` with `what` and `why`, naming the seed of its inputs.
-fn fail_seeded(run: &Run, rng: &Rng, what: String, why: &str) -> ! {
-    let mut failure = run.failure(what);
-    failure.details.push(rng.note());
-    failure.why = Some(why.to_string());
-    failure.raise()
+/// A word of `shortest` to `longest` characters.
+fn word_in(vary: &mut Varied, shortest: usize, longest: usize) -> String {
+    let len = vary.size(shortest, longest);
+    word(vary, len)
 }
 
-/// Fails `server` with `what` and `why`, naming the seed of the inputs.
-fn fail_server(server: &Running, rng: &Rng, what: String, why: &str) -> ! {
-    let mut failure = server.failure(what);
-    failure.details.push(rng.note());
-    failure.why = Some(why.to_string());
-    failure.raise()
+/// Arbitrary bytes, `shortest` to `longest` of them.
+fn bytes_in(vary: &mut Varied, shortest: usize, longest: usize) -> Vec<u8> {
+    let len = vary.size(shortest, longest);
+    vary.bytes(len)
+}
+
+/// `count` words (`fewest` to `most` of them) of 0 to `longest` characters.
+fn words_in(vary: &mut Varied, fewest: usize, most: usize, longest: usize) -> Vec<String> {
+    let count = vary.size(fewest, most);
+    words(vary, count, longest)
 }
 
 // ---- shared checks ----------------------------------------------------------------
@@ -663,15 +593,15 @@ fn listing(addresses: &[SocketAddr]) -> String {
 
 /// Runs `resolve` on a numeric address and checks that it gives exactly
 /// that address and port back.
-fn check_numeric(ip: IpAddr, rng: &mut Rng) {
+fn check_numeric(ip: IpAddr, vary: &mut Varied) {
     // A port whose two bytes differ, so that swapping them shows.
     let port = loop {
-        let port = rng.within(1..=65535) as u16;
+        let port = vary.size(1, 65535) as u16;
         if port.swap_bytes() != port {
             break port;
         }
     };
-    let udp = rng.within(0..=1) == 1;
+    let udp = vary.size(0, 1) == 1;
     let run = resolve(&ip.to_string(), port, udp);
     expect_done(
         &run,
@@ -687,9 +617,7 @@ fn check_numeric(ip: IpAddr, rng: &mut Rng) {
             "a numeric host resolves to itself, once per socket type: convert each \
              sockaddr_in / sockaddr_in6 field by field, in network byte order"
         };
-        fail_seeded(
-            &run,
-            rng,
+        run.fail(
             format!(
                 "resolve {ip} --port {port} printed {:?}, not {expected:?}",
                 run.stdout
@@ -701,24 +629,24 @@ fn check_numeric(ip: IpAddr, rng: &mut Rng) {
 
 #[test]
 fn resolve_gives_a_numeric_ipv4_address_and_its_port() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let ip = Ipv4Addr::new(
         127,
-        rng.within(0..=255) as u8,
-        rng.within(0..=255) as u8,
-        rng.within(1..=254) as u8,
+        vary.size(0, 255) as u8,
+        vary.size(0, 255) as u8,
+        vary.size(1, 254) as u8,
     );
-    check_numeric(IpAddr::V4(ip), &mut rng);
+    check_numeric(IpAddr::V4(ip), &mut vary);
 }
 
 #[test]
 fn resolve_gives_a_numeric_ipv6_address_and_its_port() {
-    let mut rng = Rng::new();
-    let words: Vec<u16> = (0..7).map(|_| rng.next() as u16).collect();
+    let mut vary = Varied::new();
+    let words: Vec<u16> = (0..7).map(|_| vary.between(0, u64::MAX) as u16).collect();
     let ip = Ipv6Addr::new(
         0xfd00, words[0], words[1], words[2], words[3], words[4], words[5], words[6],
     );
-    check_numeric(IpAddr::V6(ip), &mut rng);
+    check_numeric(IpAddr::V6(ip), &mut vary);
 }
 
 /// A python3 script that prints what `getaddrinfo` gives for `argv[1]`,
@@ -735,9 +663,9 @@ for family, _, _, _, address in socket.getaddrinfo(sys.argv[1], int(sys.argv[2])
 
 #[test]
 fn resolve_agrees_with_python_on_localhost() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     for udp in [false, true] {
-        let port = rng.within(1..=65535) as u16;
+        let port = vary.size(1, 65535) as u16;
         let transport = if udp { "udp" } else { "tcp" };
         let theirs = python(PY_RESOLVE)
             .args(["localhost", &port.to_string(), transport])
@@ -752,7 +680,6 @@ fn resolve_agrees_with_python_on_localhost() {
             failure
                 .details
                 .push(format!("python3 printed: {:?}", theirs.stdout));
-            failure.details.push(rng.note());
             failure.why = Some(
                 "ask for AF_UNSPEC and the socket type (SOCK_STREAM or SOCK_DGRAM), keep \
                  every IPv4 and IPv6 entry in the order getaddrinfo gives them"
@@ -1178,10 +1105,10 @@ fn ask(address: SocketAddr, messages: &[String]) -> Cmd {
 
 #[test]
 fn ask_frames_each_message_with_a_big_endian_length() {
-    let mut rng = Rng::new();
-    let count = rng.within(1..=4);
-    let mut messages = rng.words(count, 40);
-    messages.push(rng.word(300));
+    let mut vary = Varied::new();
+    let count = vary.size(1, 4);
+    let mut messages = words(&mut vary, count, 40);
+    messages.push(word(&mut vary, 300));
     let (server, address) = start_python_server("answer", TASK_3);
     let run = ask(address, &messages).run();
     let heard = python_finished(server);
@@ -1195,7 +1122,6 @@ fn ask_frames_each_message_with_a_big_endian_length() {
             .details
             .push(format!("python3 printed: {:?}", heard.stdout));
         failure.details.push(format!("expected: {prefixes:?}"));
-        failure.details.push(rng.note());
         failure.why = Some(
             "the prefix is the body's length (op byte included) as a u32 in network byte \
              order: (body.len() as u32).to_be_bytes()"
@@ -1210,10 +1136,8 @@ fn ask_frames_each_message_with_a_big_endian_length() {
         .map(|(i, m)| format!("reply {}: OK {m:?}\n", i + 1))
         .collect();
     if run.stdout != replies {
-        fail_seeded(
-            &run,
-            &rng,
-            "printed other replies than python3 sent".into(),
+        run.fail(
+            "printed other replies than python3 sent",
             "read the 4-byte length, then exactly that many bytes",
         );
     }
@@ -1251,13 +1175,13 @@ fn write_in_pieces(stream: &mut TcpStream, pieces: &[Vec<u8>]) -> Result<(), Str
 
 #[test]
 fn ask_reads_a_reply_that_arrives_in_pieces() {
-    let mut rng = Rng::new();
-    let message = rng.word_in(10..=500);
+    let mut vary = Varied::new();
+    let message = word_in(&mut vary, 10, 500);
     let reply = frame(&ok(message.as_bytes()));
     // Cuts: inside the length prefix, and twice in the body.
-    let first = rng.within(1..=3);
-    let second = rng.within(first + 2..=reply.len() - 3);
-    let third = rng.within(second + 1..=reply.len() - 1);
+    let first = vary.size(1, 3);
+    let second = vary.size(first + 2, reply.len() - 3);
+    let third = vary.size(second + 1, reply.len() - 1);
     let pieces = vec![
         reply[..first].to_vec(),
         reply[first..second].to_vec(),
@@ -1278,9 +1202,7 @@ fn ask_reads_a_reply_that_arrives_in_pieces() {
     );
     expect_done(&run, "read until the frame is whole");
     if run.stdout != format!("reply 1: OK {message:?}\n") {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("printed another reply than the one sent in 4 pieces ({cuts})"),
             "one read returns what has arrived, perhaps part of the length prefix or of the \
              body: read again until you have all of it",
@@ -1290,8 +1212,8 @@ fn ask_reads_a_reply_that_arrives_in_pieces() {
 
 #[test]
 fn ask_refuses_a_reply_over_the_limit_without_waiting_for_it() {
-    let mut rng = Rng::new();
-    let length = rng.within(MAX_BODY + 1..=u32::MAX as usize) as u32;
+    let mut vary = Varied::new();
+    let length = vary.size(MAX_BODY + 1, u32::MAX as usize) as u32;
     let (address, server) = test_server(move |mut stream| {
         read_request(&mut stream)?;
         stream
@@ -1319,9 +1241,9 @@ fn ask_refuses_a_reply_over_the_limit_without_waiting_for_it() {
 
 #[test]
 fn ask_reports_a_server_that_leaves_in_the_middle_of_a_reply() {
-    let mut rng = Rng::new();
-    let length = rng.within(20..=2000);
-    let cut = rng.within(1..=length - 1);
+    let mut vary = Varied::new();
+    let length = vary.size(20, 2000);
+    let cut = vary.size(1, length - 1);
     let (address, server) = test_server(move |mut stream| {
         read_request(&mut stream)?;
         let mut partial = (length as u32).to_be_bytes().to_vec();
@@ -1360,9 +1282,9 @@ fn ask_reports_a_server_that_leaves_in_the_middle_of_a_reply() {
 
 #[test]
 fn echo_and_sum_talk_to_a_python_socketserver() {
-    let mut rng = Rng::new();
-    let count = rng.within(1..=5);
-    let messages = rng.words(count, 30);
+    let mut vary = Varied::new();
+    let count = vary.size(1, 5);
+    let messages = words(&mut vary, count, 30);
     let (server, address) = start_python_server("answer", TASK_4);
     let run = client(TASK_4, "echo", address, &messages).run();
     python_finished(server);
@@ -1373,15 +1295,13 @@ fn echo_and_sum_talk_to_a_python_socketserver() {
         .map(|(i, m)| format!("reply {}: OK {m:?}\n", i + 1))
         .collect();
     if run.stdout != expected {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("printed {:?}, not {expected:?}", run.stdout),
             "one reply per request, in order",
         );
     }
-    let numbers: Vec<i64> = (0..rng.within(0..=6))
-        .map(|_| (rng.next() >> 8) as i64 - (1 << 55))
+    let numbers: Vec<i64> = (0..vary.size(0, 6))
+        .map(|_| (vary.between(0, u64::MAX) >> 8) as i64 - (1 << 55))
         .collect();
     let total: i64 = numbers.iter().sum();
     let (server, address) = start_python_server("answer", TASK_4);
@@ -1391,9 +1311,7 @@ fn echo_and_sum_talk_to_a_python_socketserver() {
     expect_done(&run, "send the SUM request, read its reply");
     let line = format!("sum of {} number(s): OK {total}", numbers.len());
     if run.stdout.trim_end() != line {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("printed {:?}, not {line:?}", run.stdout),
             "the numbers travel as big-endian i64s (the given Request::encode): send the \
              body as it is",
@@ -1417,9 +1335,9 @@ fn echo_and_sum_talk_to_a_python_socketserver() {
 
 #[test]
 fn echo_half_closes_and_still_gets_every_reply() {
-    let mut rng = Rng::new();
-    let count = rng.within(2..=6);
-    let messages = rng.words(count, 20);
+    let mut vary = Varied::new();
+    let count = vary.size(2, 6);
+    let messages = words(&mut vary, count, 20);
     // This server answers only once it has read end-of-file.
     let (server, address) = start_python_server("after-eof", TASK_4);
     let run = client(TASK_4, "echo", address, &messages)
@@ -1432,9 +1350,7 @@ fn echo_half_closes_and_still_gets_every_reply() {
     let heard = python_finished(server);
     let eof = format!("python: end-of-file after {count} request(s)");
     if !heard.stdout.lines().any(|line| line == eof) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("python3 did not read {count} requests and then end-of-file"),
             "send every request, then shutdown(Shutdown::Write): a half-close",
         );
@@ -1450,9 +1366,7 @@ fn echo_half_closes_and_still_gets_every_reply() {
         .map(|(i, m)| format!("reply {}: OK {m:?}\n", i + 1))
         .collect();
     if run.stdout != expected {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("printed {:?}, not {expected:?}", run.stdout),
             "read replies until end-of-file",
         );
@@ -1461,9 +1375,9 @@ fn echo_half_closes_and_still_gets_every_reply() {
 
 #[test]
 fn copy_sends_more_than_the_kernel_buffers_hold_without_a_deadlock() {
-    let mut rng = Rng::new();
-    let size = rng.within(5 << 20..=6 << 20);
-    let contents = rng.bytes(size);
+    let mut vary = Varied::new();
+    let size = vary.size(5 << 20, 6 << 20);
+    let contents = vary.bytes(size);
     let sandbox = Sandbox::new();
     let file = sandbox.write_file("data.bin", &contents);
     // 64 KiB buffers on the server's side: a client that writes every
@@ -1497,9 +1411,7 @@ fn copy_sends_more_than_the_kernel_buffers_hold_without_a_deadlock() {
         fnv1a(&contents)
     );
     if run.stdout.trim_end() != line {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("printed {:?}, not {line:?}", run.stdout),
             "every reply, in order",
         );
@@ -1565,16 +1477,13 @@ fn expect_answer(
     body: &[u8],
     expected: &[u8],
     who: &str,
-    rng: &Rng,
 ) {
     let answer = stream
         .write_all(&frame(body))
         .and_then(|()| read_reply(stream));
     match answer {
         Ok(reply) if reply == expected => {}
-        Ok(reply) => fail_server(
-            server,
-            rng,
+        Ok(reply) => server.fail(
             format!(
                 "answered {who}'s request of {} bytes with {:?}, not {:?}",
                 body.len(),
@@ -1583,9 +1492,7 @@ fn expect_answer(
             ),
             "read a whole frame, answer it with protocol::answer, write the answer as a frame",
         ),
-        Err(error) => fail_server(
-            server,
-            rng,
+        Err(error) => server.fail(
             format!("{who} got no answer within {} s ({error})", WAIT.as_secs()),
             "answer each whole frame at once; serve each client in a thread of its own, so \
              that no client waits for another",
@@ -1595,10 +1502,10 @@ fn expect_answer(
 
 #[test]
 fn serve_answers_python_nc_and_socat() {
-    let mut rng = Rng::new();
-    let words = rng.words_in(1..=4, 20);
-    let numbers: Vec<i64> = (0..rng.within(1..=5))
-        .map(|_| (rng.next() >> 4) as i64 - (1 << 59))
+    let mut vary = Varied::new();
+    let words = words_in(&mut vary, 1, 4, 20);
+    let numbers: Vec<i64> = (0..vary.size(1, 5))
+        .map(|_| (vary.between(0, u64::MAX) >> 4) as i64 - (1 << 59))
         .collect();
     let total: i64 = numbers.iter().sum();
     let mut peers = vec!["python3"];
@@ -1624,9 +1531,7 @@ fn serve_answers_python_nc_and_socat() {
         .collect();
     expected.push_str(&format!("python: reply + {total}\n"));
     if talk.stdout != expected {
-        fail_server(
-            &server,
-            &rng,
+        server.fail(
             format!("python3 got {:?}, not {expected:?}", talk.stdout),
             "answer each request with protocol::answer, in a frame",
         );
@@ -1661,9 +1566,7 @@ esac"#;
         words.len() + 1 + peers.len() - 1
     );
     if run.stdout.lines().last() != Some(tally.as_str()) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not end with `{tally}`"),
             "count each client's report in the Tally",
         );
@@ -1672,7 +1575,7 @@ esac"#;
 
 #[test]
 fn serve_answers_clients_that_are_all_connected_at_once() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let count = 5;
     let (server, address) = start_serve(&["--clients", &count.to_string()]);
     let mut clients: Vec<TcpStream> = (0..count)
@@ -1687,12 +1590,12 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
     // never gets to it.
     let mut order: Vec<usize> = (0..count - 1).collect();
     for i in (1..order.len()).rev() {
-        order.swap(i, rng.within(0..=i));
+        order.swap(i, vary.size(0, i));
     }
     order.insert(0, count - 1);
     for round in 0..2 {
         for &i in &order {
-            let text = rng.bytes_in(0..=300);
+            let text = bytes_in(&mut vary, 0, 300);
             let who = if round == 0 && i == count - 1 {
                 format!(
                     "client {count} of {count}, while the {} others stayed connected and \
@@ -1702,14 +1605,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
             } else {
                 format!("client {} of {count}", i + 1)
             };
-            expect_answer(
-                &server,
-                &mut clients[i],
-                &echo(&text),
-                &ok(&text),
-                &who,
-                &rng,
-            );
+            expect_answer(&server, &mut clients[i], &echo(&text), &ok(&text), &who);
         }
     }
     drop(clients);
@@ -1720,9 +1616,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
         2 * count
     );
     if run.stdout.lines().last() != Some(summary.as_str()) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not end with `{summary}`"),
             "wait for every client's report and count it in the Tally",
         );
@@ -1731,15 +1625,15 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
 
 #[test]
 fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let (server, address) = start_serve(&["--clients", "1"]);
     let mut stream = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
-    let text = rng.bytes_in(10..=2000);
+    let text = bytes_in(&mut vary, 10, 2000);
     let bytes = frame(&echo(&text));
-    let first = rng.within(1..=3);
-    let second = rng.within(first + 2..=bytes.len() - 3);
-    let third = rng.within(second + 1..=bytes.len() - 1);
+    let first = vary.size(1, 3);
+    let second = vary.size(first + 2, bytes.len() - 3);
+    let third = vary.size(second + 1, bytes.len() - 1);
     let local = stream.local_addr().map(|a| a.port()).unwrap_or(0);
     for (number, piece) in [
         &bytes[..first],
@@ -1757,9 +1651,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
                 wait_until_read(address.port(), local, &format!("piece {} of 4", number + 1))
             });
         if let Err(trouble) = sent {
-            fail_server(
-                &server,
-                &rng,
+            server.fail(
                 format!("did not read a frame sent in pieces: {trouble}"),
                 "one read returns what has arrived, perhaps part of the length prefix or of \
                  the body: read until the frame is whole",
@@ -1768,9 +1660,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
     }
     match read_reply(&mut stream) {
         Ok(reply) if reply == ok(&text) => {}
-        other => fail_server(
-            &server,
-            &rng,
+        other => server.fail(
             format!(
                 "answered a frame of {} bytes sent in 4 pieces (cut at {first}, {second} and \
                  {third}) with {:?}",
@@ -1782,15 +1672,13 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
         ),
     }
     // Three frames in one write: three answers.
-    let texts: Vec<Vec<u8>> = (0..3).map(|_| rng.bytes_in(0..=100)).collect();
+    let texts: Vec<Vec<u8>> = (0..3).map(|_| bytes_in(&mut vary, 0, 100)).collect();
     let together: Vec<u8> = texts.iter().flat_map(|t| frame(&echo(t))).collect();
     let _ = stream.write_all(&together);
     for (i, text) in texts.iter().enumerate() {
         match read_reply(&mut stream) {
             Ok(reply) if reply == ok(text) => {}
-            other => fail_server(
-                &server,
-                &rng,
+            other => server.fail(
                 format!(
                     "answer {} of 3 frames sent in one write was {:?}",
                     i + 1,
@@ -1812,12 +1700,12 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
 
 #[test]
 fn serve_answers_bad_requests_with_an_error_and_goes_on() {
-    let mut rng = Rng::new();
+    let mut vary = Varied::new();
     let (server, address) = start_serve(&["--clients", "1"]);
     let mut stream = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
-    let op = [b'A', b'Q', b'x', b'e', b's'][rng.within(0..=4)];
-    let odd = rng.within(1..=7);
+    let op = [b'A', b'Q', b'x', b'e', b's'][vary.size(0, 4)];
+    let odd = vary.size(1, 7);
     let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (
             Vec::new(),
@@ -1842,7 +1730,7 @@ fn serve_answers_bad_requests_with_an_error_and_goes_on() {
         (echo(b"still here"), ok(b"still here")),
     ];
     for (body, expected) in &cases {
-        expect_answer(&server, &mut stream, body, expected, "the client", &rng);
+        expect_answer(&server, &mut stream, body, expected, "the client");
     }
     drop(stream);
     let run = server.wait(WAIT);
@@ -1890,14 +1778,12 @@ fn serve_refuses_a_length_over_the_limit_without_allocating_it() {
     }
     let mut next = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "go on serving"));
-    let rng = Rng::new();
     expect_answer(
         &server,
         &mut next,
         &echo(b"next"),
         &ok(b"next"),
         "the next client",
-        &rng,
     );
     drop(next);
     let run = server.wait(WAIT);
@@ -1913,9 +1799,9 @@ fn serve_refuses_a_length_over_the_limit_without_allocating_it() {
 
 #[test]
 fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
-    let mut rng = Rng::new();
-    let length = rng.within(20..=3000);
-    let cut = rng.within(1..=length - 1);
+    let mut vary = Varied::new();
+    let length = vary.size(20, 3000);
+    let cut = vary.size(1, length - 1);
     let (server, address) = start_serve(&["--clients", "2"]);
     let mut stream = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
@@ -1932,16 +1818,13 @@ fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
         &echo(b"next"),
         &ok(b"next"),
         "the next client",
-        &rng,
     );
     drop(next);
     let run = server.wait(WAIT);
     run.expect_success();
     let reason = format!("the peer left in the middle of a frame ({cut} of {length} bytes)");
     if !run.stderr.contains(&reason) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("did not report `{reason}`"),
             "end-of-file inside a frame is not a clean end: drop the client with that reason",
         );
@@ -1958,7 +1841,6 @@ fn serve_closes_a_client_that_sends_nothing_and_goes_on() {
     let mut silent = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
     // Meanwhile, another client is served.
-    let rng = Rng::new();
     let mut other = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
     expect_answer(
@@ -1967,7 +1849,6 @@ fn serve_closes_a_client_that_sends_nothing_and_goes_on() {
         &echo(b"meanwhile"),
         &ok(b"meanwhile"),
         "a client that came after a silent one",
-        &rng,
     );
     drop(other);
     let (reply, result) = read_to_end(&mut silent);
@@ -2084,7 +1965,6 @@ fn a_thread_is_writing(pid: u32) -> bool {
 
 #[test]
 fn serve_survives_clients_that_reset_their_connection() {
-    let rng = Rng::new();
     let (server, address) = start_serve(&["--clients", "3"]);
     for _ in 0..2 {
         let mut stream = connect_to(address)
@@ -2108,7 +1988,6 @@ fn serve_survives_clients_that_reset_their_connection() {
         &echo(b"next"),
         &ok(b"next"),
         "the next client",
-        &rng,
     );
     drop(next);
     let run = server.wait(WAIT);
@@ -2135,7 +2014,6 @@ fn serve_survives_clients_that_reset_their_connection() {
 
 #[test]
 fn serve_holds_no_descriptor_for_a_client_once_it_is_gone() {
-    let rng = Rng::new();
     let count = 12;
     let (server, address) = start_serve(&["--clients", &(count + 1).to_string()]);
     let pid = server.pid();
@@ -2143,14 +2021,7 @@ fn serve_holds_no_descriptor_for_a_client_once_it_is_gone() {
     for number in 1..=count {
         let mut stream = connect_to(address)
             .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
-        expect_answer(
-            &server,
-            &mut stream,
-            &echo(b"hi"),
-            &ok(b"hi"),
-            "a client",
-            &rng,
-        );
+        expect_answer(&server, &mut stream, &echo(b"hi"), &ok(b"hi"), "a client");
         if number % 2 == 0 {
             // Half of them leave in the middle of a frame.
             let _ = stream.write_all(&[0, 0, 1]);
@@ -2183,7 +2054,6 @@ fn serve_holds_no_descriptor_for_a_client_once_it_is_gone() {
         &echo(b"bye"),
         &ok(b"bye"),
         "the last client",
-        &rng,
     );
     drop(last);
     server.wait(WAIT).expect_success();
@@ -2226,9 +2096,9 @@ fn start_udp_serve(args: &[&str]) -> (Running, SocketAddr) {
 
 #[test]
 fn udp_serve_answers_datagrams_and_refuses_long_ones() {
-    let mut rng = Rng::new();
-    let words = rng.words_in(1..=3, 30);
-    let long = rng.within(MAX_DATAGRAM + 1..=9000);
+    let mut vary = Varied::new();
+    let words = words_in(&mut vary, 1, 3, 30);
+    let long = vary.size(MAX_DATAGRAM + 1, 9000);
     let mut args: Vec<String> = words.iter().map(|w| format!("e:{w}")).collect();
     args.push("short".to_string());
     args.push(format!("long:{long}"));
@@ -2259,7 +2129,6 @@ fn udp_serve_answers_datagrams_and_refuses_long_ones() {
             .details
             .push(format!("python3 printed: {:?}", talk.stdout));
         failure.details.push(format!("expected: {expected:?}"));
-        failure.details.push(rng.note());
         failure.why = Some(
             "recvmsg with MSG_TRUNC returns a datagram's real length: answer one over the \
              limit with its sequence number and an ERROR response; ignore one too short to \
@@ -2334,18 +2203,18 @@ fn udp_test_server(plans: Vec<Plan>) -> (SocketAddr, JoinHandle<Result<String, S
 
 #[test]
 fn udp_echo_makes_up_for_lost_duplicated_and_late_datagrams() {
-    let mut rng = Rng::new();
-    let count = rng.within(3..=5);
-    let messages = rng.words(count, 20);
+    let mut vary = Varied::new();
+    let count = vary.size(3, 5);
+    let messages = words(&mut vary, count, 20);
     let mut plans: Vec<Plan> = (0..count)
         .map(|_| Plan {
             drop_first: 0,
-            duplicate: rng.within(0..=1) == 1,
+            duplicate: vary.size(0, 1) == 1,
         })
         .collect();
     // Two requests lose their first copy, one of them its second too.
-    let lost = rng.within(0..=count - 1);
-    let lost_twice = (lost + 1 + rng.within(0..=count - 2)) % count;
+    let lost = vary.size(0, count - 1);
+    let lost_twice = (lost + 1 + vary.size(0, count - 2)) % count;
     plans[lost].drop_first = 1;
     plans[lost_twice].drop_first = 2;
     let (address, server) = udp_test_server(plans.clone());
@@ -2365,9 +2234,7 @@ fn udp_echo_makes_up_for_lost_duplicated_and_late_datagrams() {
         .map(|(i, m)| format!("reply {}: OK {m:?}\n", i + 1))
         .collect();
     if !run.stdout.starts_with(&expected) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!(
                 "printed other replies than expected (request {} was lost once, request {} \
                  twice; each reply came after a late one and some twice)",
@@ -2391,9 +2258,7 @@ fn udp_echo_makes_up_for_lost_duplicated_and_late_datagrams() {
         .and_then(|part| part.split_whitespace().next())
         .and_then(|n| n.parse::<usize>().ok());
     if sent.is_none_or(|sent| sent < count + 3) {
-        fail_seeded(
-            &run,
-            &rng,
+        run.fail(
             format!("said it sent {sent:?} datagrams for {count} requests, 3 of which were lost"),
             "count every datagram sent, retransmissions included",
         );
@@ -2439,8 +2304,8 @@ fn udp_echo_gives_up_after_its_attempts() {
 
 #[test]
 fn udp_echo_reports_a_truncated_reply() {
-    let mut rng = Rng::new();
-    let long = rng.within(MAX_DATAGRAM + 1..=8000);
+    let mut vary = Varied::new();
+    let long = vary.size(MAX_DATAGRAM + 1, 8000);
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap_or_else(|e| panic!("grader: bind UDP: {e}"));
     let address = socket
@@ -2532,8 +2397,8 @@ wait
 
 #[test]
 fn client_and_server_on_two_hosts_joined_by_a_veth_pair() {
-    let mut rng = Rng::new();
-    let messages = vec![rng.word(12), rng.word(5)];
+    let mut vary = Varied::new();
+    let messages = vec![word(&mut vary, 12), word(&mut vary, 5)];
     if let Some(why) = namespaces_unavailable() {
         println!(
             "skipped the two network namespaces: {why}; ran the same conversation on the \
@@ -2558,10 +2423,8 @@ fn client_and_server_on_two_hosts_joined_by_a_veth_pair() {
         messages[0], messages[1]
     );
     if !run.stdout.contains(&expected) || !run.stdout.contains("(192.0.2.2:") {
-        fail_seeded(
-            &run,
-            &rng,
-            "the client on the other host did not get its replies".into(),
+        run.fail(
+            "the client on the other host did not get its replies",
             "the same code works across hosts: only the addresses change",
         );
     }

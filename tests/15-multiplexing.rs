@@ -858,6 +858,24 @@ fn chat_refuses_a_frame_over_the_limit() {
     );
 }
 
+/// Accepts `chat`'s connection, sends it the relay's welcome and waits
+/// until `chat` has printed it, so that what the test sends next comes in
+/// reads of its own: the transcript does not depend on how the kernel
+/// happened to split the bytes.
+fn welcomed(relay: &TestRelay, chat: &mut Running) -> UnixStream {
+    let mut stream = relay.accept(chat);
+    stream
+        .write_all(&relayed(0, b"welcome, client 1"))
+        .unwrap_or_else(|e| chat.fail(format!("the test could not write: {e}"), ""));
+    await_stdout(
+        chat,
+        &chat_line(0, "welcome, client 1"),
+        "never printed the relay's welcome frame",
+        WHY_CHAT_WAITS,
+    );
+    stream
+}
+
 #[test]
 fn chat_reports_a_relay_that_leaves_mid_frame() {
     let mut vary = Varied::new();
@@ -866,9 +884,8 @@ fn chat_reports_a_relay_that_leaves_mid_frame() {
     let sandbox = Sandbox::new();
     let relay = TestRelay::new(&sandbox);
     let mut chat = start_chat(sandbox, &["--expect", "5"], None, TASK_3);
-    let mut stream = relay.accept(&mut chat);
-    let mut bytes = relayed(0, b"welcome, client 1");
-    bytes.extend_from_slice(&length.to_be_bytes());
+    let mut stream = welcomed(&relay, &mut chat);
+    let mut bytes = length.to_be_bytes().to_vec();
     bytes.extend(std::iter::repeat_n(b'x', got));
     stream
         .write_all(&bytes)
@@ -885,11 +902,9 @@ fn chat_reports_a_relay_that_leaves_mid_frame() {
     let sandbox = Sandbox::new();
     let relay = TestRelay::new(&sandbox);
     let mut chat = start_chat(sandbox, &["--expect", "5"], None, TASK_3);
-    let mut stream = relay.accept(&mut chat);
-    let mut bytes = relayed(0, b"welcome, client 1");
-    bytes.extend_from_slice(&[0, 0]);
+    let mut stream = welcomed(&relay, &mut chat);
     stream
-        .write_all(&bytes)
+        .write_all(&[0, 0])
         .unwrap_or_else(|e| chat.fail(format!("the test could not write: {e}"), ""));
     drop(stream);
     let run = chat.wait(WAIT);

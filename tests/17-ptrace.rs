@@ -343,47 +343,21 @@ fn traced_transcript(run: &Run, trace_text: &str) -> String {
     )
 }
 
-/// Compares [`traced_transcript`] with the snapshot, after [`FILTERS`] and
-/// the `(value, mask)` pairs the test gives: values it chose at random and
-/// has checked already (a number is replaced only as a whole word).
+/// Compares [`traced_transcript`] with the snapshot, with the `(value,
+/// mask)` pairs the test gives shown by their masks (values it chose at
+/// random and has checked already; a number is replaced only as a whole
+/// number), then [`FILTERS`].
 macro_rules! assert_trace {
     ($run:expr, $trace_text:expr, $masks:expr) => {{
         let run: &Run = &$run;
-        let masks: Vec<(String, String)> = $masks;
-        let mut filters: Vec<(String, String)> = masks
+        let pairs: Vec<(String, String)> = $masks;
+        let masks = pairs
             .iter()
-            .map(|(value, mask)| (regex_escape(value), mask.clone()))
-            .collect();
-        filters.extend(FILTERS.iter().map(|(from, to)| (from.to_string(), to.to_string())));
-        let filters: Vec<(&str, &str)> = filters
-            .iter()
-            .map(|(from, to)| (from.as_str(), to.as_str()))
-            .collect();
-        let description = masks
-            .iter()
-            .fold(run.description(), |text, (value, mask)| text.replace(value, mask));
-        let text = traced_transcript(run, $trace_text);
-        grader::insta::with_settings!({ filters => filters }, {
-            grader::__compare_snapshot!(run, text, description)
+            .fold(grader::Masks::new(), |masks, (value, mask)| masks.value(value, mask));
+        grader::insta::with_settings!({ filters => FILTERS.to_vec() }, {
+            grader::assert_transcript!(run, text = traced_transcript(run, $trace_text), &masks)
         });
     }};
-}
-
-/// `text` as a regular expression that matches exactly it (a number only
-/// as a whole word).
-fn regex_escape(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-        return format!(r"\b{text}\b");
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ' ' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 /// `(value, mask)` pairs for [`assert_trace!`].

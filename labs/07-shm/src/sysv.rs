@@ -9,16 +9,18 @@
 //! Why this part is given rather than a TODO: `shmat` returns a raw pointer
 //! into memory that other processes change behind the compiler's back.
 //! Turning it into safe Rust (never handing out a `&[u8]` or `&mut [u8]`
-//! into the segment, copying with volatile accesses, checking every
-//! offset, accepting only the `shmat` flags that cannot unmap anything,
-//! detaching exactly once) is subtle, and a mistake there is undefined
-//! behaviour, not a lesson about shared memory. [`Attachment`] does it
-//! once, and every function here is sound whatever its arguments.
+//! into the segment, copying with relaxed atomic accesses of one byte,
+//! checking every offset, accepting only the `shmat` flags that cannot
+//! unmap anything, detaching exactly once) is subtle, and a mistake there
+//! is undefined behaviour, not a lesson about shared memory.
+//! [`Attachment`] does it once, and every function here is sound whatever
+//! its arguments.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use libc::c_int;
@@ -210,9 +212,9 @@ impl Segment {
 ///
 /// Bytes go in and out by copy ([`Attachment::read_at`],
 /// [`Attachment::write_at`]): other processes may change the memory at any
-/// time, so no Rust reference into it is ever handed out. Copy only when
-/// your protocol (semaphores, for one) says nobody else is writing; if it
-/// is wrong, you copy wrong bytes, never undefined behaviour (see
+/// time, so no Rust reference to its bytes is ever handed out. Copy only
+/// when your protocol (semaphores, for one) says nobody else is writing;
+/// if it is wrong, you copy wrong bytes, never undefined behaviour (see
 /// `read_at`).
 ///
 /// Dropping it calls `shmdt`; [`Attachment::detach`] does the same and
@@ -246,52 +248,67 @@ impl Attachment {
     /// Copies `buf.len()` bytes from the segment, starting `offset` bytes in.
     /// `EINVAL` if that runs past the end.
     ///
-    /// The copy is **volatile**, one byte at a time. The segment is memory
-    /// outside every Rust allocation that another process may store into
-    /// at any moment: a plain copy racing with such a store is a data race,
-    /// undefined behaviour, and a `&[u8]` into it would promise the
-    /// compiler that nothing changes it. A volatile access is the one Rust
-    /// defines for memory like this (see `std::ptr::read_volatile`): it
-    /// happens exactly as written and reads whatever is there. So a
-    /// mistake in the semaphores gives you torn or stale bytes, which the
-    /// tests can see, and never undefined behaviour. (Atomics would do too
-    /// for a read-write mapping, but `AtomicU8::from_ptr` wants memory that
-    /// is valid for writes, which a `SHM_RDONLY` attachment is not.)
+    /// The copy is made of **relaxed atomic loads** of one byte each. The
+    /// segment is memory that another process may store into at any moment.
+    /// Rust defines what happens when atomic accesses race: each load reads
+    /// a byte that some store wrote. A plain copy, or a volatile one, racing
+    /// with a store is a data race, which is undefined behaviour: the
+    /// segment is taken to be an allocation (made by the kernel; this layer
+    /// does pointer arithmetic in it), and for memory inside an allocation
+    /// the standard library says volatile accesses behave exactly like
+    /// non-atomic ones where threads (here, processes) are concerned. Its
+    /// looser rules for volatile cover only memory outside every
+    /// allocation, such as device registers. So a mistake in your
+    /// semaphores gives you torn or stale bytes, which the tests can see,
+    /// never undefined behaviour, provided every process that attaches the
+    /// segment copies it this way (the chapter's section "shmat and shmdt"
+    /// lists what the layer relies on). Relaxed one-byte loads also work
+    /// through a `SHM_RDONLY` attachment: the standard library allows them
+    /// on read-only memory (`std::sync::atomic`, "Atomic accesses to
+    /// read-only memory").
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> nix::Result<()> {
         self.check(offset, buf.len())?;
         for (i, byte) in buf.iter_mut().enumerate() {
-            // SAFETY: the byte lies inside the mapping (checked above),
-            // which stays mapped while `self` lives; it is outside every
-            // Rust allocation, and a load from it does not trap.
-            *byte = unsafe { ptr::read_volatile(self.addr.add(offset + i)) };
+            *byte = self.load(offset + i);
         }
         Ok(())
     }
 
-    /// Copies `data` into the segment, starting `offset` bytes in. `EINVAL`
-    /// if that runs past the end. Volatile, byte by byte, as
-    /// [`Attachment::read_at`] explains.
+    /// Copies `data` into the segment, starting `offset` bytes in, with
+    /// relaxed atomic stores of one byte each. `EINVAL` if that runs past
+    /// the end.
     ///
     /// Through a `SHM_RDONLY` attachment the store is still made, as one
     /// processor instruction: the page is mapped read-only, the processor
     /// refuses the store, and the kernel kills the process with `SIGSEGV`
-    /// (task 3 shows it). That store is written in assembly on purpose:
-    /// Rust leaves a trapping volatile store undefined, while the effect of
-    /// an instruction is the processor's to define.
+    /// (task 3 shows it). That store is written in assembly on purpose: Rust
+    /// forbids an atomic store to read-only memory, and a volatile store
+    /// that traps, while what an instruction does is the processor's to
+    /// define.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> nix::Result<()> {
         self.check(offset, data.len())?;
         if !self.writable {
             if let Some(&first) = data.first() {
-                // SAFETY: the byte lies inside the mapping (checked above);
-                // the store faults, and SIGSEGV ends the process.
+                // SAFETY: the byte lies inside the mapping (checked above),
+                // which stays mapped while `self` lives and holds no Rust
+                // value. The page is read-only, so the
+                // store faults: the kernel sends SIGSEGV, whose default
+                // action ends the process (Rust's own handler, there for
+                // stack overflows, restores that default for any other
+                // fault), and the instruction never completes.
                 unsafe { store_refused(self.addr.add(offset), first) };
             }
             return Err(Errno::EACCES);
         }
         for (i, &byte) in data.iter().enumerate() {
-            // SAFETY: as for read_at, on a read-write mapping, where a
-            // store does not trap either.
-            unsafe { ptr::write_volatile(self.addr.add(offset + i), byte) };
+            // SAFETY: the byte lies inside the mapping (checked above),
+            // which stays mapped while `self` lives and, attached without
+            // SHM_RDONLY, is valid for reads and writes, as from_ptr needs;
+            // an AtomicU8 has the size and alignment (1) of a u8; and this
+            // layer reaches the segment only through one-byte atomics, so
+            // no access of another size overlaps (see `load`).
+            let cell = unsafe { AtomicU8::from_ptr(self.addr.add(offset + i)) };
+            cell.store(byte, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -306,6 +323,23 @@ impl Attachment {
         // SAFETY: `addr` came from shmat and, `self` being forgotten, is
         // detached exactly once.
         Errno::result(unsafe { libc::shmdt(addr.cast()) }).map(drop)
+    }
+
+    /// The byte at `index`, which the caller has checked is below `len`,
+    /// with a relaxed atomic load.
+    fn load(&self, index: usize) -> u8 {
+        // SAFETY: `index < len`, so the byte lies inside the mapping, which
+        // stays mapped while `self` lives (only `detach` and `drop` unmap
+        // it, and both end `self`); an AtomicU8 has the size and alignment
+        // (1) of a u8, and every byte is a valid one; this layer reaches
+        // the segment only through atomics of one byte, so the load may
+        // race with stores but never with an access of another size (other
+        // processes, which nothing here can check, keep the same rule by
+        // running this same layer); and a relaxed load of one byte is
+        // allowed on read-only memory (SHM_RDONLY). The reference lives for
+        // this one load, never beyond `self`.
+        let cell = unsafe { &*self.addr.add(index).cast::<AtomicU8>() };
+        cell.load(Ordering::Relaxed)
     }
 
     fn check(&self, offset: usize, count: usize) -> nix::Result<()> {
@@ -329,8 +363,12 @@ impl Drop for Attachment {
 ///
 /// # Safety
 ///
-/// `addr` must lie inside a mapping of this process that no Rust
-/// allocation overlaps.
+/// `addr` must lie inside a mapping that this process made with `shmat` or
+/// `mmap` and keeps mapped during the call, never in memory that Rust code
+/// holds as a value (a variable, the heap). (On a page that turned out to
+/// be writable, the instruction would store the byte exactly as a relaxed
+/// atomic store of one byte does: `mov` and `strb` are what such a store
+/// compiles to.)
 #[cfg(target_arch = "x86_64")]
 unsafe fn store_refused(addr: *mut u8, byte: u8) {
     // SAFETY: the caller's promise; the instruction writes one byte there.
@@ -355,15 +393,20 @@ unsafe fn store_refused(addr: *mut u8, byte: u8) {
 }
 
 /// On other processors the store is not attempted: the process raises the
-/// `SIGSEGV` the processor would have caused.
+/// `SIGSEGV` the processor would have caused, with its default action
+/// (Rust's handler for stack overflows would return from a raised one).
 ///
 /// # Safety
 ///
 /// None needed; `unsafe` only to match the other versions.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 unsafe fn store_refused(_addr: *mut u8, _byte: u8) {
-    // SAFETY: raise(2) takes no pointers.
-    unsafe { libc::raise(libc::SIGSEGV) };
+    // SAFETY: signal(2) and raise(2) take no pointers; SIG_DFL is a valid
+    // disposition.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
 }
 
 /// The fourth argument of `semctl` (see chapter 06), reduced to what

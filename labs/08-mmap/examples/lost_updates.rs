@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
 // ANCHOR: race
 /// One run: returns how many of the `CHILDREN * rounds` additions were lost.
 fn run(rounds: u64) -> anyhow::Result<u64> {
-    let shared = Mapping::anonymous(8, Share::Shared)?;
+    let mut shared = Mapping::anonymous(8, Share::Shared)?;
     let total = &shared.counters()?[0];
     let gate = Gate::new()?;
     let mut children = Vec::new();

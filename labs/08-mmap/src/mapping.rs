@@ -10,7 +10,7 @@
 //!
 //! `mmap` returns a raw pointer to memory that other processes (and the
 //! file's other users) may change at any moment, and that can fault when
-//! touched. Turning that into safe Rust takes three rules, and a mistake in
+//! touched. Turning that into safe Rust takes four rules, and a mistake in
 //! any of them is undefined behaviour, not a lesson about mappings:
 //!
 //! 1. **No reference to the mapped bytes is ever handed out.** A `&[u8]`
@@ -18,30 +18,43 @@
 //!    another process writing the file breaks that promise behind the
 //!    compiler's back. Bytes are copied in and out one at a time with
 //!    **relaxed atomic** loads and stores ([`Mapping::read_at`],
-//!    [`Mapping::write_at`], [`Mapping::bytes`]): an atomic access may race
-//!    with other writers, a plain or volatile one may not (volatile is for
-//!    device registers, not for concurrency). Relaxed loads of one byte are
-//!    also documented to work on read-only pages.
+//!    [`Mapping::write_at`], [`Mapping::bytes`]), as chapter 07's layer
+//!    copies a System V segment: an atomic access may race with other
+//!    writers, a plain or volatile one may not. (A mapping is taken to be
+//!    an allocation, made by the kernel; inside an allocation Rust treats
+//!    volatile accesses as plain ones where concurrency is concerned. Its
+//!    looser rules for volatile cover only memory outside every
+//!    allocation, such as device registers.) Relaxed loads of one byte are
+//!    also documented to work on read-only pages. Chapter 07's section
+//!    "shmat and shmdt" lists all that this relies on.
 //! 2. **No atomic store to a page that is not writable.** Rust documents
 //!    atomic stores to read-only memory as undefined behaviour, so
 //!    [`Mapping::write_at`] refuses a mapping that is not read-write
-//!    (`EACCES`). The one store that may hit a read-only page on purpose,
-//!    to show `SIGSEGV`, is [`Mapping::write_unchecked`], an `unsafe`
-//!    function with its precondition spelled out.
-//! 3. **The pages stay mapped while they are used.** `munmap` happens only
-//!    in [`Mapping::unmap`] and in `Drop`, both of which consume or end the
-//!    `Mapping`; [`Mapping::protect`] takes `&mut self`, so no borrowed
-//!    [`Mapping::counters`] can be alive when the protection changes. The
-//!    layer never passes `MAP_FIXED`, so a new mapping never replaces
-//!    memory the program is using.
+//!    (`EACCES`). The one store that hits a read-only page on purpose, to
+//!    show `SIGSEGV`, is [`Mapping::write_unchecked`]'s: one processor
+//!    instruction, in assembly, whose fault ends the process.
+//! 3. **The pages stay mapped, and keep their protection, while they are
+//!    used.** `munmap` happens only in [`Mapping::unmap`] and in `Drop`,
+//!    both of which consume or end the `Mapping`; [`Mapping::protect`]
+//!    takes `&mut self`, so no borrowed [`Mapping::counters`] can be alive
+//!    when the protection changes. The layer never passes `MAP_FIXED`, so a
+//!    new mapping never replaces memory the program is using.
+//! 4. **Atomics of one size on the same bytes.** Atomic accesses that race
+//!    must be of the same size. The byte copies are one byte wide, the
+//!    counters eight; [`Mapping::counters`] takes `&mut self`, so while the
+//!    counters are in use (by any thread of this process) no byte copy of
+//!    the same mapping can run. Other processes that share the memory must
+//!    keep the same rule: nothing in this process can check them.
 //!
 //! One thing no layer can prevent: a page of a file mapping that lies
 //! entirely past the end of the file (because the mapping was made longer
-//! than the file, or the file shrank since) has nothing behind it. Touching
-//! it, even through `read_at`, makes the processor fault, and the kernel
-//! kills the process with `SIGBUS`. That is a crash, not a wrong value:
-//! the access never completes. Check the file's size (`fstat`) before you
-//! map it, as the lab's tasks do.
+//! than the file, or the file shrank since, perhaps truncated by another
+//! process) has nothing behind it. Touching it, even through `read_at`,
+//! makes the processor fault, and the kernel kills the process with
+//! `SIGBUS`: the access never completes, and no code runs after it. That
+//! is a crash, not undefined behaviour (the `memmap2` crate says the same
+//! of its raw mappings). Check the file's size (`fstat`) before you map
+//! it, as the lab's tasks do.
 
 use std::ffi::c_void;
 use std::iter::FusedIterator;
@@ -221,8 +234,10 @@ impl Mapping {
         }
         for (i, &byte) in data.iter().enumerate() {
             // SAFETY: in bounds (checked above), mapped while `self` lives,
-            // and writable: the mapping is read-write, and `protect`, which
-            // could change that, needs `&mut self`.
+            // and valid for reads and writes, as from_ptr needs: the
+            // mapping is read-write, and `protect`, which could change
+            // that, needs `&mut self`; alignment 1; and no counter of this
+            // process overlaps (`counters` borrows `self` mutably).
             let cell = unsafe { AtomicU8::from_ptr(self.addr.as_ptr().add(offset + i)) };
             cell.store(byte, Ordering::Relaxed);
         }
@@ -242,19 +257,24 @@ impl Mapping {
     /// The mapping as `len / 8` atomic 64-bit counters, for memory that a
     /// parent and its children share. Only for an anonymous, read-write
     /// mapping (`EINVAL` otherwise): a file's pages could lie past its end,
-    /// and atomics on read-only pages are undefined behaviour. Every
-    /// process must use these counters through atomic operations only, and
-    /// all of the same size: no `read_at` of their bytes while another
-    /// process may be adding to them.
-    pub fn counters(&self) -> nix::Result<&[AtomicU64]> {
+    /// and atomics on read-only pages are undefined behaviour.
+    ///
+    /// It takes `&mut self`: while the counters are borrowed, this process
+    /// can make no byte copy (`read_at`, `write_at`, `bytes`) of the same
+    /// memory, because atomic accesses of different sizes must not race.
+    /// Every other process that shares the counters must use them the same
+    /// way: through atomic operations of eight bytes only.
+    pub fn counters(&mut self) -> nix::Result<&[AtomicU64]> {
         if !self.anonymous || self.access != Access::ReadWrite {
             return Err(Errno::EINVAL);
         }
         // SAFETY: the mapping starts on a page boundary, so it is aligned
         // for u64; `len / 8` counters fit in it; it is mapped and writable
         // while the slice borrows `self` (munmap and mprotect need `self`
-        // by value or `&mut`); any bit pattern is a valid u64; and shared
-        // mutation through `&AtomicU64` is what atomics allow.
+        // by value or `&mut`); any bit pattern is a valid u64; shared
+        // mutation through `&AtomicU64` is what atomics allow; and the
+        // slice borrows `self` mutably, so no one-byte access of this layer
+        // overlaps the counters while it lives.
         Ok(unsafe {
             std::slice::from_raw_parts(self.addr.as_ptr().cast::<AtomicU64>(), self.len / 8)
         })
@@ -262,29 +282,35 @@ impl Mapping {
     // ANCHOR_END: access
 
     // ANCHOR: unchecked
-    /// Copies `data` into the mapping at `offset` with volatile stores,
-    /// **without** checking that its pages are writable: through a page
-    /// made read-only with [`Mapping::protect`], the processor refuses the
-    /// store and the kernel kills the process with `SIGSEGV`. It exists to
-    /// show that. `EINVAL` if the range runs past the end of the mapping.
+    /// Copies `data` into the mapping at `offset` **without** refusing a
+    /// mapping that is not writable: through a page made read-only with
+    /// [`Mapping::protect`], the processor refuses the store and the kernel
+    /// kills the process with `SIGSEGV`. It exists to show that. `EINVAL`
+    /// if the range runs past the end of the mapping; on a read-write
+    /// mapping it does what [`Mapping::write_at`] does.
     ///
-    /// # Safety
-    ///
-    /// If the pages are not writable, the process must die at this store:
-    /// it must have no handler for `SIGSEGV` (or `SIGBUS`) that returns or
-    /// jumps elsewhere, so that no code runs after a store that did not
-    /// happen. (The handler Rust installs for stack overflows restores the
-    /// default action for any other fault, so the fault kills the process.)
-    /// On writable pages, no other requirement: the store is an ordinary one.
-    pub unsafe fn write_unchecked(&self, offset: usize, data: &[u8]) -> nix::Result<()> {
+    /// The store to a read-only page is one processor instruction, written
+    /// in assembly, exactly as chapter 07's layer stores through
+    /// `SHM_RDONLY`: Rust defines neither an atomic store to read-only
+    /// memory nor a volatile store that traps, while what an instruction
+    /// does is the processor's to define. The instruction never completes,
+    /// and the process ends there: `SIGSEGV`'s default action kills it (the
+    /// handler Rust installs for stack overflows restores that default for
+    /// any other fault), and a handler that returned would only make the
+    /// instruction fault again.
+    pub fn write_unchecked(&self, offset: usize, data: &[u8]) -> nix::Result<()> {
         self.check(offset, data.len())?;
-        for (i, &byte) in data.iter().enumerate() {
-            // SAFETY: in bounds and mapped (checked above, and `self` is
-            // alive); writable, or the store faults and the caller promised
-            // that the process then dies here.
-            unsafe { ptr::write_volatile(self.addr.as_ptr().add(offset + i), byte) };
+        if self.access == Access::ReadWrite {
+            return self.write_at(offset, data);
         }
-        Ok(())
+        if let Some(&first) = data.first() {
+            // SAFETY: in bounds (checked above) and mapped while `self`
+            // lives; a mapping holds no Rust value; the pages are read-only
+            // (`access` follows every mmap and mprotect of this mapping),
+            // so the store faults and the process ends there.
+            unsafe { store_refused(self.addr.as_ptr().add(offset), first) };
+        }
+        Err(Errno::EACCES)
     }
     // ANCHOR_END: unchecked
 
@@ -335,8 +361,13 @@ impl Mapping {
 
     fn load(&self, index: usize) -> u8 {
         // SAFETY: callers check `index < self.len`; the byte is mapped while
-        // `self` lives; a relaxed one-byte load is sound on read-only pages
-        // too, and may race with writers in other processes.
+        // `self` lives (only `unmap` and `drop` unmap it, and both end
+        // `self`); an AtomicU8 has the size and alignment (1) of a u8, and
+        // every byte is a valid one; a relaxed one-byte load is sound on
+        // read-only pages too; it may race with one-byte stores of other
+        // processes, and no counter of this process can overlap it
+        // (`counters` borrows `self` mutably). The reference lives for this
+        // one load only.
         let cell = unsafe { &*self.addr.as_ptr().add(index).cast::<AtomicU8>() };
         cell.load(Ordering::Relaxed)
     }
@@ -383,3 +414,54 @@ impl Iterator for Bytes<'_> {
 
 impl ExactSizeIterator for Bytes<'_> {}
 impl FusedIterator for Bytes<'_> {}
+
+/// One store of `byte` at `addr`, in assembly, for a page mapped read-only:
+/// the processor faults, and the kernel sends `SIGSEGV`.
+///
+/// # Safety
+///
+/// `addr` must lie inside a mapping that this process made with `shmat` or
+/// `mmap` and keeps mapped during the call, never in memory that Rust code
+/// holds as a value (a variable, the heap). (On a page that turned out to
+/// be writable, the instruction would store the byte exactly as a relaxed
+/// atomic store of one byte does: `mov` and `strb` are what such a store
+/// compiles to.)
+#[cfg(target_arch = "x86_64")]
+unsafe fn store_refused(addr: *mut u8, byte: u8) {
+    // SAFETY: the caller's promise; the instruction writes one byte there.
+    unsafe {
+        std::arch::asm!("mov byte ptr [{addr}], {byte}", addr = in(reg) addr,
+            byte = in(reg_byte) byte, options(nostack, preserves_flags));
+    }
+}
+
+/// See the x86-64 version.
+///
+/// # Safety
+///
+/// As for the x86-64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn store_refused(addr: *mut u8, byte: u8) {
+    // SAFETY: the caller's promise; the instruction writes one byte there.
+    unsafe {
+        std::arch::asm!("strb {byte:w}, [{addr}]", addr = in(reg) addr,
+            byte = in(reg) u32::from(byte), options(nostack, preserves_flags));
+    }
+}
+
+/// On other processors the store is not attempted: the process raises the
+/// `SIGSEGV` the processor would have caused, with its default action
+/// (Rust's handler for stack overflows would return from a raised one).
+///
+/// # Safety
+///
+/// None needed; `unsafe` only to match the other versions.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn store_refused(_addr: *mut u8, _byte: u8) {
+    // SAFETY: signal(2) and raise(2) take no pointers; SIG_DFL is a valid
+    // disposition.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+}

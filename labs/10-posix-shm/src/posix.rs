@@ -17,9 +17,13 @@
 //! * **No data race on bytes.** [`Mapping::read_at`] and
 //!   [`Mapping::write_at`] copy byte by byte with atomic (relaxed) loads
 //!   and stores, never through a `&[u8]` or `&mut [u8]` into the mapping,
-//!   so another process writing at the same moment is not undefined
-//!   behaviour (you may read a torn mixture: the protocol's job is to
-//!   prevent that). They check every range.
+//!   as the layers of chapters 07 and 08 do, so another process writing at
+//!   the same moment is not undefined behaviour (you may read a torn
+//!   mixture: the protocol's job is to prevent that). Volatile copies would
+//!   not do: a mapping is taken to be an allocation (made by the kernel),
+//!   and inside an allocation a volatile access racing with a store is a
+//!   data race like a plain one. They check every range. (Chapter 07's
+//!   section "shmat and shmdt" lists all that this relies on.)
 //! * **Alignment.** A mapping starts on a page boundary (4096 bytes), so a
 //!   `#[repr(C)]` block at offset 0 is aligned for any type the layout
 //!   uses (at most 8 bytes); [`Shared::new`] checks it anyway.
@@ -30,10 +34,15 @@
 //!   value), so they stay at the address where they were initialised.
 //! * **Plain data is atomic.** The other fields of a shared block are
 //!   `AtomicU32`/`AtomicU64`: loads and stores that no other process can
-//!   tear, whatever it does.
+//!   tear, whatever it does. Atomic accesses that race must be of one size,
+//!   so a block's bytes are reached through its fields only, never with
+//!   `read_at` or `write_at` (which are for the bytes after it, such as the
+//!   ring's slots).
 //!
 //! What no layer can check is the other processes: a mutex is only as good
-//! as every process that maps it. See [`Shared::new`].
+//! as every process that maps it (see [`Shared::new`]), and a process that
+//! shrinks the object (`ftruncate`) leaves pages with nothing behind them
+//! in every mapping of it, where any access raises `SIGBUS`.
 
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
@@ -117,16 +126,22 @@ impl Mapping {
     }
 
     /// Copies `buf.len()` bytes out of the mapping, starting `offset` bytes
-    /// in, with atomic loads. `EINVAL` if that runs past the end.
+    /// in, with relaxed atomic loads of one byte. `EINVAL` if that runs past
+    /// the end. They work on a read-only mapping too: the standard library
+    /// allows relaxed one-byte loads on read-only memory
+    /// (`std::sync::atomic`, "Atomic accesses to read-only memory").
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> nix::Result<()> {
         let start = self.check(offset, buf.len())?;
         for (i, byte) in buf.iter_mut().enumerate() {
-            // SAFETY: in bounds (checked), mapped while `self` lives, and
-            // every access to these bytes in this process is atomic. On a
-            // read-only mapping only relaxed loads of one byte are made,
-            // which the standard library allows on read-only memory
-            // (std::sync::atomic, "Atomic accesses to read-only memory").
-            *byte = unsafe { AtomicU8::from_ptr(start.add(i)) }.load(Ordering::Relaxed);
+            // SAFETY: in bounds (checked) and mapped while `self` lives; an
+            // AtomicU8 has the size and alignment (1) of a u8, and every
+            // byte is a valid one; every access this layer makes to these
+            // bytes is atomic and one byte wide (a block's fields are not
+            // read this way); a relaxed one-byte load is allowed on
+            // read-only memory. A reference, not AtomicU8::from_ptr: that
+            // one wants memory valid for writes, which a read-only mapping
+            // is not. It lives for this one load.
+            *byte = unsafe { &*start.add(i).cast::<AtomicU8>() }.load(Ordering::Relaxed);
         }
         Ok(())
     }
@@ -140,7 +155,8 @@ impl Mapping {
         }
         let start = self.check(offset, data.len())?;
         for (i, &byte) in data.iter().enumerate() {
-            // SAFETY: as in read_at; the mapping is writable.
+            // SAFETY: as in read_at; and the mapping is writable, so valid
+            // for reads and writes, as from_ptr needs.
             unsafe { AtomicU8::from_ptr(start.add(i)) }.store(byte, Ordering::Relaxed);
         }
         Ok(())
@@ -156,9 +172,11 @@ impl Mapping {
             return Err(Errno::EINVAL);
         }
         // SAFETY: in bounds and 4-aligned (the mapping is page-aligned);
-        // only ever accessed atomically in this process; a relaxed load,
-        // allowed even on a read-only mapping.
-        let word = unsafe { AtomicU32::from_ptr(start.cast::<u32>()) }.load(Ordering::Relaxed);
+        // every bit pattern is a valid u32; a word a block keeps in an
+        // AtomicU32 field (the magic word), so reached by atomics of this
+        // size only; a relaxed load of 4 bytes, allowed even on a read-only
+        // mapping (a reference, not from_ptr, which wants writable memory).
+        let word = unsafe { &*start.cast::<AtomicU32>() }.load(Ordering::Relaxed);
         // A relaxed load followed by an acquire fence is an acquire load.
         fence(Ordering::Acquire);
         Ok(word)
@@ -220,7 +238,12 @@ impl<T: SharedLayout> Shared<T> {
     /// * **you are opening it**: its creator initialised and published it
     ///   (you checked the magic word with [`Mapping::load_u32`]), and every
     ///   process that maps it follows the same rules: plain fields through
-    ///   atomics, synchronisation objects only through libc. A process that
+    ///   atomics of their own size, synchronisation objects only through
+    ///   libc. In this process too, the block's bytes are reached through
+    ///   its fields only, never with `read_at` or `write_at` on
+    ///   [`Shared::mapping`], which is for what follows the block: atomic
+    ///   accesses of different sizes to the same bytes must not race. A
+    ///   process that
     ///   writes garbage over a robust mutex can corrupt the memory of the
     ///   next process that locks it (the mutex holds list pointers that the
     ///   C library follows): map such objects only with processes you trust,

@@ -425,7 +425,7 @@ pub fn count(children: usize, rounds: u64, increment: Increment) -> anyhow::Resu
         .checked_add(1)
         .and_then(|slots| slots.checked_mul(8))
         .context("too many children")?;
-    let shared =
+    let mut shared =
         Mapping::anonymous(len, Share::Shared).context("mmap MAP_SHARED | MAP_ANONYMOUS")?;
     let counters = shared.counters().context("the shared counters")?;
     let gate = Gate::new().context("pipe")?;
@@ -592,9 +592,8 @@ fn store_after_mprotect(page: usize) -> anyhow::Result<()> {
     let mut anonymous = Mapping::anonymous(page, Share::Private).context("mmap")?;
     anonymous.write_at(0, b"x").context("write")?;
     anonymous.protect(Access::Read).context("mprotect")?;
-    // SAFETY: this child has no SIGSEGV handler of its own: if the page is
-    // read-only, as it should be, the store kills it.
-    unsafe { anonymous.write_unchecked(0, b"y") }.context("write")?;
+    // The page is read-only now: this store kills the child with SIGSEGV.
+    anonymous.write_unchecked(0, b"y").context("write")?;
     Ok(())
 }
 

@@ -7,6 +7,14 @@
 //! with a count of what was cut. When anything was cut, the whole message,
 //! uncut and with everything the program printed, is saved to a file under
 //! the target directory, and its path is printed last.
+//!
+//! What differs from run to run in this test process is shown the way
+//! transcripts show it, wherever it appears in the message (the test's own
+//! sentences included): a POSIX IPC name of the grader's, a sandbox's
+//! (`/wb4242x3-jobs`) or a [`KeptName`](crate::KeptName)
+//! (`/wb4242x1000000-jobs`), as `/[PREFIX]-jobs`; a sandbox directory
+//! (`/tmp/workbook-4242-AbC123`) as `[SANDBOX]`. So the same mistake gives
+//! the same message in every run, and the book can quote it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -72,6 +80,28 @@ impl Failure {
     /// The message, cut to fit a terminal (`fit`) or whole; and whether
     /// anything was left out.
     fn render(&self, fit: bool) -> (String, bool) {
+        self.steady().lay_out(fit)
+    }
+
+    /// This failure with what differs from run to run shown as transcripts
+    /// show it (see the module documentation).
+    fn steady(&self) -> Failure {
+        let steady = |text: &String| steady_text(text);
+        Failure {
+            command: steady(&self.command),
+            what: steady(&self.what),
+            why: self.why.as_ref().map(steady),
+            read: self.read.as_ref().map(steady),
+            details: self.details.iter().map(steady).collect(),
+            stdout: steady(&self.stdout),
+            stderr: steady(&self.stderr),
+            appendix: self.appendix.iter().map(steady).collect(),
+        }
+    }
+
+    /// The message laid out, cut to fit a terminal (`fit`) or whole; and
+    /// whether anything was left out.
+    fn lay_out(&self, fit: bool) -> (String, bool) {
         let mut out = Lines {
             fit,
             text: String::new(),
@@ -222,6 +252,45 @@ impl Lines {
     }
 }
 
+/// `text` with the grader's POSIX name prefixes of this process
+/// (`wb<pid>x<n>-`) shown as `[PREFIX]-`, and its sandbox directories
+/// (`$TMPDIR/workbook-<pid>-XXXXXX`) as `[SANDBOX]`.
+fn steady_text(text: &str) -> String {
+    let pid = std::process::id();
+    let sandboxes = std::env::temp_dir()
+        .join(format!("workbook-{pid}-"))
+        .display()
+        .to_string();
+    let text = replace_marked(text, &sandboxes, "[SANDBOX]", |rest| {
+        rest.find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len())
+    });
+    replace_marked(&text, &format!("wb{pid}x"), "[PREFIX]-", |rest| {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+        match rest[digits..].starts_with('-') {
+            true if digits > 0 => digits + 1,
+            _ => 0,
+        }
+    })
+}
+
+/// `text` with each `marker`, and the part after it that `tail` measures
+/// (in bytes), replaced by `label`. A marker whose tail measures 0 is not
+/// followed by what it should be, and is left as it is.
+fn replace_marked(text: &str, marker: &str, label: &str, tail: impl Fn(&str) -> usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + marker.len()..];
+        let len = tail(after);
+        out.push_str(if len == 0 { marker } else { label });
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `line` cut to `width` characters, with a count of what was cut; and
 /// whether it was cut.
 pub(crate) fn cut_line(line: &str, width: usize) -> (String, bool) {
@@ -293,6 +362,27 @@ mod tests {
         let (whole, _) = failure.render(false);
         assert!(whole.contains(&"x".repeat(300)));
         assert!(whole.contains("line 29"));
+    }
+
+    #[test]
+    fn names_and_paths_of_this_process_are_shown_as_transcripts_show_them() {
+        let pid = std::process::id();
+        let sandbox = std::env::temp_dir().join(format!("workbook-{pid}-Ab3xY9"));
+        let failure = Failure {
+            command: format!("mq notify /wb{pid}x1000000-busy"),
+            what: format!(
+                "no queue /wb{pid}x3-jobs in {}/fifo; wb{pid}x-odd wb{pid}x12 wb1x2-other",
+                sandbox.display()
+            ),
+            details: vec![format!("pid 7 (mq notify /wb{pid}x1000001-busy)")],
+            ..Failure::default()
+        };
+        let (text, _) = failure.render(true);
+        let expected = format!(
+            "mq notify: no queue /[PREFIX]-jobs in [SANDBOX]/fifo; wb{pid}x-odd wb{pid}x12 \
+             wb1x2-other\n  pid 7 (mq notify /[PREFIX]-busy)\n  $ mq notify /[PREFIX]-busy\n"
+        );
+        assert!(text.starts_with(&expected), "{text}");
     }
 
     #[test]

@@ -25,7 +25,8 @@ static NEXT_KEPT: AtomicUsize = AtomicUsize::new(1_000_000);
 /// grader name, which `cargo workbook clean` recognises.
 ///
 /// Transcripts show a sandbox's prefix as `[PREFIX]-`, but not this one: a
-/// suite that prints kept names filters `wb\d+x\d+-` itself.
+/// suite that prints kept names filters `wb\d+x\d+-` itself. Failure
+/// messages show both as `[PREFIX]-` (see [`Failure`](crate::Failure)).
 #[derive(Debug)]
 pub struct KeptName {
     name: String,

@@ -44,8 +44,49 @@ pub enum LeakKind {
 pub struct Leak {
     /// What was left.
     pub kind: LeakKind,
-    /// Which object or process, e.g. `pid 4242 (sleep 100)`.
+    /// Which object or process, exactly, for tests that look for it:
+    /// `pid 4242 (sleep 100)`, `key 0x53008491, id 65538`, `IPC_PRIVATE,
+    /// id 65538`, `/wb4242x0-jobs`, `[SANDBOX]/srv.fifo`.
     pub what: String,
+    /// How failure messages name it ([`Leak::shown`]).
+    shown: String,
+}
+
+impl Leak {
+    /// A leftover that messages name as `what`.
+    pub(crate) fn new(kind: LeakKind, what: String) -> Leak {
+        Leak {
+            kind,
+            shown: what.clone(),
+            what,
+        }
+    }
+
+    /// The same leftover, named `shown` in messages.
+    pub(crate) fn shown_as(self, shown: String) -> Leak {
+        Leak { shown, ..self }
+    }
+
+    /// The same leftover with `change` applied to both of its names.
+    pub(crate) fn map_names(self, change: impl Fn(&str) -> String) -> Leak {
+        Leak {
+            kind: self.kind,
+            what: change(&self.what),
+            shown: change(&self.shown),
+        }
+    }
+
+    /// How failure messages name it: [`Leak::what`] without what differs
+    /// from run to run, the way transcripts show it, so that the same
+    /// mistake gives the same message in every run. A System V object is
+    /// named by its key: `key ftok([KEY_FILE], 'S')` for a key of the
+    /// sandbox's key file (with its project ID), `key IPC_PRIVATE`, or the
+    /// key itself for one the program chose; its identifier, new in every
+    /// run, is left out. A POSIX object's sandbox prefix is `[PREFIX]-`
+    /// (`/[PREFIX]-jobs`), a sandbox path `[SANDBOX]`.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
 }
 
 impl Leak {
@@ -118,7 +159,7 @@ impl fmt::Display for Leak {
             f,
             "{}: {}\n    fix: {}",
             self.noun(),
-            self.what,
+            self.shown,
             self.remedy()
         )
     }
@@ -141,7 +182,7 @@ pub(crate) fn summarize(leaks: &[Leak]) -> Vec<String> {
             let mut names: Vec<&str> = group
                 .iter()
                 .take(SHOWN)
-                .map(|leak| leak.what.as_str())
+                .map(|leak| leak.shown.as_str())
                 .collect();
             let more = group.len().saturating_sub(SHOWN);
             let more = if more > 0 {
@@ -194,10 +235,10 @@ pub(crate) fn processes(tree: &[ProcInfo], program: i32, shepherd: i32) -> Vec<L
             } else {
                 (LeakKind::RunningProcess, "")
             };
-            Some(Leak {
+            Some(Leak::new(
                 kind,
-                what: format!("pid {} ({}){how}", p.pid, p.command),
-            })
+                format!("pid {} ({}){how}", p.pid, p.command),
+            ))
         })
         .collect()
 }
@@ -241,12 +282,32 @@ pub(crate) fn sysv(sandbox: &Sandbox) -> Vec<Leak> {
         .filter(|object| object.key != 0 && (object.key as u32 & 0x00ff_ffff) == base)
         .map(|object| {
             remove_sysv(object.kind, object.id);
-            Leak {
-                kind: LeakKind::Sysv(object.kind),
-                what: format!("key {:#010x}, id {}", object.key as u32, object.id),
-            }
+            sysv_leak(sandbox, object.kind, object.key, object.id)
         })
         .collect()
+}
+
+/// The leftover System V object `id` of `kind` under `key`: exactly, and
+/// as messages show it (see [`Leak::shown`]).
+pub(crate) fn sysv_leak(sandbox: &Sandbox, kind: SysvKind, key: i32, id: i32) -> Leak {
+    let key = key as u32;
+    let (exact, shown) = if key == 0 {
+        ("IPC_PRIVATE".to_string(), "key IPC_PRIVATE".to_string())
+    } else if key & 0x00ff_ffff == sandbox.key_base() {
+        let proj = (key >> 24) as u8;
+        let proj = if proj.is_ascii_graphic() {
+            format!("'{}'", char::from(proj))
+        } else {
+            proj.to_string()
+        };
+        (
+            format!("key {key:#010x}"),
+            format!("key ftok([KEY_FILE], {proj})"),
+        )
+    } else {
+        (format!("key {key:#010x}"), format!("key {key:#010x}"))
+    };
+    Leak::new(LeakKind::Sysv(kind), format!("{exact}, id {id}")).shown_as(shown)
 }
 
 /// Removes one System V object by identifier.
@@ -273,10 +334,7 @@ pub(crate) fn posix(sandbox: &Sandbox) -> Vec<Leak> {
             None => (LeakKind::PosixShm, name.as_str()),
         };
         if bare.starts_with(prefix) && fs::remove_file(Path::new("/dev/shm").join(&name)).is_ok() {
-            leaks.push(Leak {
-                kind,
-                what: format!("/{bare}"),
-            });
+            leaks.push(posix_leak(sandbox, kind, bare));
         }
     }
     // Message queues are listed only where the mqueue file system is mounted;
@@ -296,13 +354,20 @@ pub(crate) fn posix(sandbox: &Sandbox) -> Vec<Leak> {
         };
         // SAFETY: mq_unlink(3) with a valid NUL-terminated name.
         if unsafe { libc::mq_unlink(c_name.as_ptr()) } == 0 {
-            leaks.push(Leak {
-                kind: LeakKind::PosixQueue,
-                what: format!("/{name}"),
-            });
+            leaks.push(posix_leak(sandbox, LeakKind::PosixQueue, &name));
         }
     }
     leaks
+}
+
+/// The leftover POSIX object `/bare`, shown with the sandbox's prefix as
+/// `[PREFIX]-`, as transcripts show it.
+fn posix_leak(sandbox: &Sandbox, kind: LeakKind, bare: &str) -> Leak {
+    let shown = match bare.strip_prefix(sandbox.posix_prefix()) {
+        Some(rest) => format!("/[PREFIX]-{rest}"),
+        None => format!("/{bare}"),
+    };
+    Leak::new(kind, format!("/{bare}")).shown_as(shown)
 }
 
 /// How deep below the sandbox directory FIFOs are looked for.
@@ -344,10 +409,7 @@ pub(crate) fn fifos(sandbox: &Sandbox, before: &[PathBuf], kept: &[PathBuf]) -> 
                 Err(_) => path.display().to_string(),
             };
             let _ = fs::remove_file(&path);
-            Leak {
-                kind: LeakKind::Fifo,
-                what: shown,
-            }
+            Leak::new(LeakKind::Fifo, shown)
         })
         .collect()
 }

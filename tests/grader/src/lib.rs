@@ -75,6 +75,7 @@ pub use file_locks::{FileLock, LockClass, file_locks_on, kill_and_wait, locks_he
 pub use kept_names::KeptName;
 pub use leaks::{Leak, LeakKind};
 pub use maps::{MapEntry, mappings_of, open_files_of};
+pub use masks::Masks;
 pub use procfs::SysvKind;
 pub use run::{Cmd, Run};
 pub use running::{Blocked, Running};
@@ -179,17 +180,58 @@ macro_rules! lab {
 /// Filters set around it with `insta::with_settings!` apply. With
 /// `INSTA_UPDATE=always` (reference solutions only) insta writes the
 /// snapshots, as usual.
+///
+/// With a second argument, a [`&Masks`](Masks): the values the test chose
+/// at random (and has checked already) are shown by their labels, in the
+/// transcript and in the snapshot's description, before anything is
+/// compared; filters set with `insta::with_settings!` apply after them.
+///
+/// ```ignore
+/// let masks = grader::Masks::new().value(&text, "[TEXT]");
+/// grader::assert_transcript!(run, &masks);
+/// ```
+///
+/// With `text = …`, a transcript the suite built from the run itself (the
+/// run's transcript with more in it, such as the system calls it made) is
+/// compared instead of [`Run::transcript`], optionally with masks:
+///
+/// ```ignore
+/// grader::assert_transcript!(run, text = traced(&run), &masks);
+/// ```
 #[macro_export]
 macro_rules! assert_transcript {
+    ($run:expr, text = $text:expr) => {{
+        let run: &$crate::Run = &$run;
+        $crate::__compare_snapshot!(run, $text, run.description())
+    }};
+    ($run:expr, text = $text:expr, $masks:expr) => {{
+        let run: &$crate::Run = &$run;
+        let masks: &$crate::Masks = $masks;
+        let text: ::std::string::String = $text;
+        $crate::__compare_snapshot!(run, masks.apply(&text), masks.apply(&run.description()))
+    }};
     ($run:expr) => {{
         let run: &$crate::Run = &$run;
         $crate::__compare_snapshot!(run, run.transcript(), run.description())
+    }};
+    ($run:expr, $masks:expr) => {{
+        let run: &$crate::Run = &$run;
+        let masks: &$crate::Masks = $masks;
+        $crate::__compare_snapshot!(
+            run,
+            masks.apply(&run.transcript()),
+            masks.apply(&run.description())
+        )
     }};
 }
 
 /// Like [`assert_transcript!`], on [`Run::masked_transcript`]: for suites
 /// whose scripts announce pids (`NAME: pid N`) and IPC identifiers.
 /// `grader::assert_masked_transcript!(run, "semid ", "[semid]")`.
+///
+/// A fourth argument, a [`&Masks`](Masks), masks the values the test chose
+/// at random, as [`assert_transcript!`] does:
+/// `grader::assert_masked_transcript!(run, "semid ", "[semid]", &masks)`.
 #[macro_export]
 macro_rules! assert_masked_transcript {
     ($run:expr, $id_marker:expr, $id_label:expr) => {{
@@ -200,10 +242,22 @@ macro_rules! assert_masked_transcript {
             run.masked_description()
         )
     }};
+    ($run:expr, $id_marker:expr, $id_label:expr, $masks:expr) => {{
+        let run: &$crate::Run = &$run;
+        let masks: &$crate::Masks = $masks;
+        $crate::__compare_snapshot!(
+            run,
+            masks.apply(&run.masked_transcript($id_marker, $id_label)),
+            masks.apply(&run.masked_description())
+        )
+    }};
 }
 
 /// The body of [`assert_transcript!`]: it must expand in the suite, where
 /// `file!()`, `module_path!()` and the test function name insta's snapshot.
+/// Suites call [`assert_transcript!`] (with `text = …` for a transcript of
+/// their own making) or [`assert_masked_transcript!`] (with [`Masks`] for
+/// values of their own), not this.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __compare_snapshot {

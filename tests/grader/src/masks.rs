@@ -10,6 +10,54 @@ use std::collections::BTreeMap;
 
 use crate::Run;
 
+/// Values a test chose at random, and has checked already, shown in a
+/// snapshot by a label: the `masks` of
+/// [`assert_transcript!`](crate::assert_transcript) and
+/// [`assert_masked_transcript!`](crate::assert_masked_transcript).
+///
+/// ```ignore
+/// let masks = Masks::new().value(&text, "[TEXT]").value(size, "[SIZE]");
+/// grader::assert_transcript!(run, &masks);
+/// ```
+///
+/// Each value is replaced by its label in the transcript and in the
+/// snapshot's description, in the order given. A value made only of
+/// digits is replaced only where it stands as a whole number (not inside
+/// a longer number, a word or a name: `12` is masked in `size 12` but not
+/// in `4123` or `x12`); any other value wherever it occurs. Check a value
+/// before masking it: a mask hides it from the comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Masks {
+    pairs: Vec<(String, String)>,
+}
+
+impl Masks {
+    /// No masks yet.
+    pub fn new() -> Masks {
+        Masks::default()
+    }
+
+    /// Shows `value` as `label` (`"[SIZE]"`).
+    pub fn value(mut self, value: impl ToString, label: &str) -> Masks {
+        self.pairs.push((value.to_string(), label.to_string()));
+        self
+    }
+
+    /// `text` with every value replaced by its label.
+    pub fn apply(&self, text: &str) -> String {
+        self.pairs
+            .iter()
+            .filter(|(value, _)| !value.is_empty())
+            .fold(text.to_string(), |text, (value, label)| {
+                if value.chars().all(|c| c.is_ascii_digit()) {
+                    replace_whole_number(&text, value, label)
+                } else {
+                    text.replace(value.as_str(), label)
+                }
+            })
+    }
+}
+
 impl Run {
     /// The [`Run::transcript`] with `[SANDBOX]/ipc-key-N` shown as
     /// `[KEY_FILE]`, every pid a line announced as `NAME: pid N` shown as
@@ -97,9 +145,45 @@ fn replace_number(text: &str, number: &str, label: &str) -> String {
     out
 }
 
+/// Replaces `number` with `label` where it stands alone: neither the
+/// character before nor the one after is a letter, a digit or `_` (a
+/// regular expression's `\bNUMBER\b`).
+fn replace_whole_number(text: &str, number: &str, label: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(number) {
+        let before = match at {
+            0 => out.chars().last(),
+            _ => rest[..at].chars().last(),
+        };
+        let after = rest[at + number.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if word(before) || word(after) {
+            out.push_str(number);
+        } else {
+            out.push_str(label);
+        }
+        rest = &rest[at + number.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{mask_key_file, replace_number};
+    use super::{Masks, mask_key_file, replace_number};
+
+    #[test]
+    fn masks_replace_numbers_only_where_they_stand_alone() {
+        let masks = Masks::new().value(12, "[N]").value("ab c", "[TEXT]");
+        assert_eq!(
+            masks.apply("12 x12 4123 12_ (12) ab cd 12"),
+            "[N] x12 4123 12_ ([N]) [TEXT]d [N]"
+        );
+        assert_eq!(masks.apply("1212"), "1212");
+        assert_eq!(Masks::new().value("", "[E]").apply("abc"), "abc");
+    }
 
     #[test]
     fn only_whole_numbers_are_replaced() {

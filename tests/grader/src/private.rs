@@ -48,7 +48,7 @@
 use std::collections::HashSet;
 use std::fs;
 
-use crate::leaks::{self, Leak, LeakKind};
+use crate::leaks::{self, Leak};
 use crate::procfs::SysvKind;
 use crate::sandbox::Sandbox;
 
@@ -130,14 +130,7 @@ pub(crate) fn check(
             continue;
         };
         leaks::remove_sysv(kind, id);
-        let key = match object.key {
-            0 => "IPC_PRIVATE".to_string(),
-            key => format!("key {:#010x}", key as u32),
-        };
-        found.push(Leak {
-            kind: LeakKind::Sysv(kind),
-            what: format!("{key}, id {id}"),
-        });
+        found.push(leaks::sysv_leak(sandbox, kind, object.key, id));
     }
     found
 }

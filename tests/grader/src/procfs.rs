@@ -146,6 +146,9 @@ fn known_syscall(number: libc::c_long) -> Option<&'static str> {
         (libc::SYS_waitid, "waitid"),
         (libc::SYS_clock_nanosleep, "clock_nanosleep"),
         (libc::SYS_nanosleep, "nanosleep"),
+        // A sleep interrupted by a stop and continued (SIGSTOP, SIGCONT)
+        // goes on in restart_syscall(2).
+        (libc::SYS_restart_syscall, "restart_syscall"),
         (libc::SYS_futex, "futex"),
         (libc::SYS_ppoll, "ppoll"),
         (libc::SYS_pselect6, "pselect6"),

@@ -518,10 +518,7 @@ fn collect(mut live: Live, ending: Ending, timeout: Duration) -> Run {
     let mut leaks: Vec<Leak> = ending
         .processes
         .into_iter()
-        .map(|leak| Leak {
-            what: live.cmd.normalize(&leak.what),
-            ..leak
-        })
+        .map(|leak| leak.map_names(|name| live.cmd.normalize(name)))
         .collect();
     if !live.cmd.keeps_daemons() {
         leaks.extend(
@@ -529,10 +526,7 @@ fn collect(mut live: Live, ending: Ending, timeout: Duration) -> Run {
                 .sandbox()
                 .stop_kept_daemons()
                 .into_iter()
-                .map(|what| Leak {
-                    kind: LeakKind::Daemon,
-                    what: live.cmd.normalize(&what),
-                }),
+                .map(|what| Leak::new(LeakKind::Daemon, live.cmd.normalize(&what))),
         );
     }
     leaks.extend(leftovers(&live, &[&stdout, &stderr]));

@@ -71,10 +71,7 @@ pub(crate) fn leftovers(sandbox: &Sandbox, before: &[PathBuf], kept: &[PathBuf])
                 Err(_) => path.display().to_string(),
             };
             let _ = fs::remove_file(&path);
-            Leak {
-                kind: LeakKind::SocketFile,
-                what: shown,
-            }
+            Leak::new(LeakKind::SocketFile, shown)
         })
         .collect()
 }

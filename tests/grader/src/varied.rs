@@ -20,6 +20,12 @@ static CREATED: AtomicU64 = AtomicU64::new(0);
 /// ```text
 ///   to repeat these inputs: WORKBOOK_SEED=1234567 cargo test NAME
 /// ```
+///
+/// Make one generator at the start of a test and keep it to the end,
+/// handing `&mut` to the helpers that need inputs: all of a test's inputs
+/// then come from the one seed that is printed, and the seed is printed
+/// only by a generator still alive when the test fails (a temporary
+/// `Varied::new().between(…)` is gone by then).
 #[derive(Debug)]
 pub struct Varied {
     seed: u64,
@@ -56,6 +62,12 @@ impl Varied {
         low + self.next() % (span + 1)
     }
 
+    /// A size, length or count from `low` to `high`, both included:
+    /// [`Varied::between`] for `usize` (the same number for the same seed).
+    pub fn size(&mut self, low: usize, high: usize) -> usize {
+        self.between(low as u64, high as u64) as usize
+    }
+
     /// `true` one time in `n`, on average.
     pub fn one_in(&mut self, n: u64) -> bool {
         self.between(1, n.max(1)) == 1
@@ -72,6 +84,12 @@ impl Varied {
         (0..len)
             .map(|_| char::from(b'a' + self.between(0, 25) as u8))
             .collect()
+    }
+
+    /// `len` bytes in which every value from 0 to 255 may appear: contents
+    /// for files, segments and messages that must go through unchanged.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.between(0, 255) as u8).collect()
     }
 
     /// `items` in a random order.
@@ -153,5 +171,21 @@ mod tests {
             assert!((3..=5).contains(&n));
         }
         assert_eq!(vary.between(9, 9), 9);
+        for _ in 0..1000 {
+            let n = vary.size(0, 2);
+            assert!(n <= 2);
+        }
+    }
+
+    #[test]
+    fn bytes_take_every_value() {
+        let mut vary = Varied::from_seed(3);
+        let bytes = vary.bytes(10_000);
+        assert_eq!(bytes.len(), 10_000);
+        let mut seen = [false; 256];
+        for byte in bytes {
+            seen[usize::from(byte)] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "some byte value never came");
     }
 }

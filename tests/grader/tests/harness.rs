@@ -184,6 +184,13 @@ fn system_v_objects_under_the_sandbox_key_are_reported_and_removed() {
             run.leaks[0].what.contains(&format!("{:#010x}", key as u32)),
             "ftok key computed like glibc"
         );
+        // Messages name it without what changes from run to run.
+        assert_eq!(run.leaks[0].shown(), "key ftok([KEY_FILE], 1)");
+        assert!(
+            !run.leaks[0].to_string().contains("id "),
+            "{}",
+            run.leaks[0]
+        );
         let table = std::fs::read_to_string(match kind {
             SysvKind::MessageQueue => "/proc/sysvipc/msg",
             SysvKind::SemaphoreSet => "/proc/sysvipc/sem",
@@ -214,6 +221,8 @@ fn posix_objects_with_the_sandbox_prefix_are_reported_and_removed() {
         assert_eq!(run.leaks.len(), 1, "{what}: {:?}", run.leaks);
         assert_eq!(run.leaks[0].kind, kind);
         assert!(run.leaks[0].to_string().contains(call));
+        assert_eq!(run.leaks[0].what, name);
+        assert_eq!(run.leaks[0].shown(), "/[PREFIX]-leak");
         let bare = name.trim_start_matches('/');
         assert!(!std::path::Path::new("/dev/shm").join(bare).exists());
         assert!(
@@ -527,6 +536,7 @@ fn a_private_queue_the_program_used_is_reported_and_removed() {
     assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
     assert_eq!(run.leaks[0].kind, LeakKind::Sysv(SysvKind::MessageQueue));
     assert!(run.leaks[0].what.starts_with("IPC_PRIVATE, id "));
+    assert_eq!(run.leaks[0].shown(), "key IPC_PRIVATE");
     assert!(
         run.leaks[0]
             .to_string()
@@ -556,6 +566,12 @@ fn an_announced_queue_under_the_programs_own_key_is_reported_and_removed() {
     assert_eq!(run.leaks.len(), 1, "{:?}", run.leaks);
     assert!(run.leaks[0].what.starts_with("key 0x7e"), "{:?}", run.leaks);
     assert!(run.leaks[0].what.ends_with(&format!(", id {id}")));
+    assert!(
+        run.leaks[0].shown().starts_with("key 0x7e"),
+        "{:?}",
+        run.leaks
+    );
+    assert!(!run.leaks[0].shown().contains("id"), "{:?}", run.leaks);
     assert!(!queue_exists(id), "the leftover queue was not removed");
 }
 

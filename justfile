@@ -41,6 +41,18 @@ test:
 verify:
     cargo workbook verify
 
+# List a lab's classic mistakes (e.g. `just mistakes 02`), or all labs'.
+mistakes lab="":
+    cargo workbook mistakes {{lab}}
+
+# Prove the suites catch the classic mistakes (5 runs each).
+mistakes-run lab="":
+    cargo workbook mistakes {{lab}} --run
+
+# Time the student's edit → test loop in every lab.
+measure:
+    cargo workbook measure
+
 # Rewrite the checksum manifests after changing tests/ or a lab on purpose.
 manifest:
     cargo workbook manifest

@@ -90,7 +90,16 @@ fn limits_reports_pipe_buf_and_capacity() {
         .and_then(|text| text.trim().parse::<u64>().ok())
         .unwrap_or(1 << 20)
         .min(1 << 20);
-    let wanted = vary.between(page, most) as usize;
+    // The kernel rounds a request up to a power-of-two number of pages: ask
+    // for a size that does not round to the default capacity, or a program
+    // that never asks would pass.
+    let default = kernel_limits(None).1 as u64;
+    let ranges: Vec<(u64, u64)> = [(page, default / 2), (default + 1, most)]
+        .into_iter()
+        .filter(|(low, high)| low <= high)
+        .collect();
+    let (low, high) = *vary.pick(&ranges);
+    let wanted = vary.between(low, high) as usize;
     for capacity in [None, Some(wanted)] {
         let (pipe_buf, held) = kernel_limits(capacity);
         let mut cmd = lab().cmd(["limits"]).section(TASK_1);

@@ -1,5 +1,5 @@
-//! `cargo workbook verify | manifest | handout`: the course CLI's commands
-//! for course authors and instructors.
+//! `cargo workbook verify | manifest | handout | mistakes | measure`: the
+//! course CLI's commands for course authors and instructors.
 //!
 //! They live apart from the student commands (package `workbook`) because
 //! they need heavier dependencies (a Rust parser for the drift check, clap,
@@ -12,7 +12,10 @@
 mod classroom;
 mod drift;
 mod gradebook;
+mod guide;
 mod handout;
+mod measure;
+mod mistakes;
 mod pages;
 mod verify;
 
@@ -114,6 +117,57 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+    /// List a lab's classic mistakes, or prove that its suite catches them
+    /// (for course authors)
+    ///
+    /// Each lab keeps its classic mistakes in solutions/NN-topic/mistakes.toml:
+    /// small changes to the reference solution, each with the tests that must
+    /// catch it and a phrase their failure must contain. Without --run, lists
+    /// them: name, what it gets wrong, which tests catch it.
+    ///
+    /// --run applies each mistake to a scratch copy of the solution (under the
+    /// target directory, never the checkout), runs the tests it names --repeat
+    /// times at once, and fails unless every run of every one fails with the
+    /// phrase, in time, leaving no process, sandbox or IPC object behind. It
+    /// also checks the quote files the book's Pitfalls include
+    /// (book/src/mistakes/NN-topic/NAME.txt) and the grading guide's examples
+    /// (book/src/generated/) against the runs; --write rewrites them.
+    /// `verify` runs the same checks for every lab (step `mistakes`).
+    ///
+    /// Exit status: 0 when every mistake is caught as promised, 1 otherwise.
+    Mistakes {
+        /// The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`);
+        /// all labs when omitted
+        lab: Option<String>,
+        /// Run the mistakes, not only list them
+        #[arg(long)]
+        run: bool,
+        /// Run them, and rewrite the quote files and the grading guide's
+        /// examples from the runs
+        #[arg(long)]
+        write: bool,
+        /// Runs of each mistake's tests (verify makes 5)
+        #[arg(long, value_name = "N", default_value_t = mistakes::REPEAT as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+    },
+    /// Time the student's edit → test loop in every lab (for course authors)
+    ///
+    /// For each lab, in copies under the target directory: the cold build
+    /// (`cargo test --no-run` in the lab with an empty target directory), the
+    /// median of 5 `cargo test` runs after a one-line edit of src/lib.rs on the
+    /// stub and on the lab solved (the solution's src/lib.rs put in the lab),
+    /// the median of 5 runs of the solved suite alone, and which targets an
+    /// edit rebuilt. Prints a table; the figures depend on this machine and
+    /// its load. Not a test: it fails only when something cannot be measured.
+    Measure {
+        /// The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`);
+        /// all labs when omitted
+        lab: Option<String>,
+        /// Leave out the cold builds (a minute or more per lab)
+        #[arg(long)]
+        no_cold: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -155,6 +209,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             handout::run(&ws, &options, &cwd)
         }
         Command::Gradebook { dir, csv } => gradebook::run(&cwd.join(dir), csv.as_deref(), &cwd),
+        Command::Mistakes {
+            lab,
+            run,
+            write,
+            repeat,
+        } => {
+            let options = mistakes::Options {
+                run,
+                write,
+                repeat: repeat as usize,
+            };
+            mistakes::command(&ws, lab.as_deref(), options)
+        }
+        Command::Measure { lab, no_cold } => measure::command(&ws, lab.as_deref(), !no_cold),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `cargo workbook verify`: everything CI checks, in one command.
 //!
 //! Each step prints `[ok] step (1.2 s)` or `[FAIL] step (1.2 s)` with the
-//! reasons beneath. A failed step never stops the later ones, so one run
+//! reasons beneath (and notes, such as the figures of the mistakes step). A failed step never stops the later ones, so one run
 //! shows every problem.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 use crate::drift;
+use crate::mistakes::{self, leftovers};
 use workbook::grade::{self, State, Target};
 use workbook::process::{self, Status};
 use workbook::workspace::Workspace;
@@ -31,6 +32,9 @@ pub enum Step {
     Solutions,
     /// every untouched lab compiles and fails every graded test
     Stubs,
+    /// every lab's classic mistakes are caught by its suite, 5 runs each; the
+    /// book's quotes and the grading guide's examples match the runs
+    Mistakes,
     /// lab and solution share signatures, docs, CLI, dependencies, TODO numbers
     Drift,
     /// tests/MANIFEST.sha256 and labs/MANIFEST.sha256 match the checkout
@@ -45,11 +49,12 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    const ALL: [Step; 9] = [
+    const ALL: [Step; 10] = [
         Step::Fmt,
         Step::Clippy,
         Step::Solutions,
         Step::Stubs,
+        Step::Mistakes,
         Step::Drift,
         Step::Manifest,
         Step::Snapshots,
@@ -64,6 +69,7 @@ impl Step {
             Step::Clippy => "clippy",
             Step::Solutions => "solutions",
             Step::Stubs => "stubs",
+            Step::Mistakes => "mistakes",
             Step::Drift => "drift",
             Step::Manifest => "manifest",
             Step::Snapshots => "snapshots",
@@ -79,7 +85,7 @@ const MAX_REASONS: usize = 30;
 /// What the machine and the tree looked like before the test runs.
 struct Baseline {
     /// Live IPC objects (see [`ipc_objects`]).
-    ipc: BTreeSet<String>,
+    ipc: BTreeMap<String, Vec<i32>>,
     /// `git status --porcelain -- tests/` lines, or `None` if git failed.
     tests_status: Option<BTreeSet<String>>,
 }
@@ -113,9 +119,9 @@ pub fn run(ws: &Workspace, skip: &[Step]) -> Result<ExitCode> {
         let outcome = run_step(ws, step, baseline.as_ref(), &status);
         status.clear();
         let seconds = started.elapsed().as_secs_f64();
-        let reasons = match outcome {
-            Ok(reasons) => reasons,
-            Err(err) => vec![format!("{err:#}")],
+        let (reasons, notes) = match outcome {
+            Ok(findings) => findings,
+            Err(err) => (vec![format!("{err:#}")], Vec::new()),
         };
         if reasons.is_empty() {
             println!("[ok] {} ({seconds:.1} s)", step.name());
@@ -123,6 +129,9 @@ pub fn run(ws: &Workspace, skip: &[Step]) -> Result<ExitCode> {
             println!("[FAIL] {} ({seconds:.1} s)", step.name());
             print_reasons(&reasons);
             failed.push(step.name());
+        }
+        for note in &notes {
+            println!("    note: {note}");
         }
         // A failed flush only delays the line; the next println retries.
         let _ = std::io::stdout().flush();
@@ -165,14 +174,30 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Runs one step: the reasons it failed, empty when it passed.
+/// Runs one step: the reasons it failed (empty when it passed), and notes
+/// to show either way.
 fn run_step(
+    ws: &Workspace,
+    step: Step,
+    baseline: Option<&Baseline>,
+    status: &Status,
+) -> Result<(Vec<String>, Vec<String>)> {
+    if step == Step::Mistakes {
+        let findings = mistakes::step(ws, status)?;
+        return Ok((findings.problems, findings.notes));
+    }
+    run_plain_step(ws, step, baseline, status).map(|reasons| (reasons, Vec::new()))
+}
+
+/// Runs a step that has no notes.
+fn run_plain_step(
     ws: &Workspace,
     step: Step,
     baseline: Option<&Baseline>,
     status: &Status,
 ) -> Result<Vec<String>> {
     match step {
+        Step::Mistakes => unreachable!("run_step runs it"),
         Step::Fmt => fmt(ws),
         Step::Clippy => clippy(ws),
         Step::Solutions => solutions(ws, status),
@@ -419,15 +444,34 @@ fn book(ws: &Workspace) -> Result<Vec<String>> {
     Ok(reasons)
 }
 
-/// The IPC objects that appeared since the baseline, and any program built
+/// The IPC objects that appeared since the baseline and are still there
+/// a second later, unless a live process owns them, and any program built
 /// in this workspace's `target/` that is still running (a lab or solution
 /// program the grader failed to stop).
+///
+/// Every run of `verify` has ended when this step runs, so an object still
+/// used by a live process (the last to use a System V object, or the test
+/// process a POSIX name `wb<pid>x…` is named after) belongs to someone
+/// else's run on this machine, as does one that goes away at once.
 fn leftovers(ws: &Workspace, baseline: Option<&Baseline>) -> Vec<String> {
     let before = baseline.map(|b| b.ipc.clone()).unwrap_or_default();
-    let mut reasons: Vec<String> = ipc_objects()
-        .difference(&before)
-        .map(|object| format!("left behind: {object}"))
+    let new: Vec<String> = ipc_objects()
+        .into_keys()
+        .filter(|object| !before.contains_key(object))
         .collect();
+    let mut reasons = Vec::new();
+    if !new.is_empty() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = ipc_objects();
+        reasons.extend(
+            new.into_iter()
+                .filter(|object| {
+                    now.get(object)
+                        .is_some_and(|pids| !pids.iter().any(|pid| leftovers::is_alive(*pid)))
+                })
+                .map(|object| format!("left behind: {object}")),
+        );
+    }
     reasons.extend(
         running_programs(&ws.root.join("target"))
             .into_iter()
@@ -462,30 +506,12 @@ fn running_programs(target: &std::path::Path) -> Vec<String> {
 }
 
 /// Every live System V object (from `/proc/sysvipc`) and every entry of
-/// `/dev/shm` and `/dev/mqueue`, described with the command that removes it.
-fn ipc_objects() -> BTreeSet<String> {
-    let mut objects = BTreeSet::new();
-    for (file, kind, flag) in [
-        ("msg", "System V message queue", "-q"),
-        ("sem", "System V semaphore set", "-s"),
-        ("shm", "System V shared memory segment", "-m"),
-    ] {
-        let path = format!("/proc/sysvipc/{file}");
-        let Ok(table) = fs::read_to_string(&path) else {
-            continue;
-        };
-        for row in table.lines().skip(1) {
-            let mut columns = row.split_whitespace();
-            let (Some(key), Some(id)) = (columns.next(), columns.next()) else {
-                continue;
-            };
-            // The kernel prints keys as signed decimals; ipcs shows them in hex.
-            let key = match key.parse::<i64>() {
-                Ok(k) => format!("0x{:08x}", k as u32),
-                Err(_) => key.to_string(),
-            };
-            objects.insert(format!("{kind} key {key} id {id} (ipcrm {flag} {id})"));
-        }
+/// `/dev/shm` and `/dev/mqueue`, described with the command that removes
+/// it, with the pids that tell whose it is.
+fn ipc_objects() -> BTreeMap<String, Vec<i32>> {
+    let mut objects = BTreeMap::new();
+    for object in leftovers::sysv_objects() {
+        objects.insert(object.describe(), object.pids.clone());
     }
     // POSIX message queues are visible only where the mqueue file system is
     // mounted (conventionally on /dev/mqueue).
@@ -495,7 +521,9 @@ fn ipc_objects() -> BTreeSet<String> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            objects.insert(format!("{} (rm {})", path.display(), path.display()));
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pids = leftovers::grader_pid(&name).into_iter().collect();
+            objects.insert(format!("{} (rm {})", path.display(), path.display()), pids);
         }
     }
     objects

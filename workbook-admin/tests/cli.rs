@@ -52,7 +52,7 @@ fn an_unknown_verify_step_is_a_usage_error() {
         .code(2);
     let (_, stderr) = texts(output.get_output());
     assert!(
-        stderr.contains("fmt, clippy, solutions, stubs, drift, manifest"),
+        stderr.contains("fmt, clippy, solutions, stubs, mistakes, drift, manifest"),
         "{stderr}"
     );
 }

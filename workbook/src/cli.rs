@@ -366,7 +366,7 @@ Options:
 ];
 
 /// The commands of course authors and instructors, run by `workbook-admin`.
-const ADMIN: [(&str, &str); 4] = [
+const ADMIN: [(&str, &str); 6] = [
     ("verify", "Run every check CI runs on the course"),
     (
         "manifest",
@@ -379,6 +379,14 @@ const ADMIN: [(&str, &str); 4] = [
     (
         "gradebook",
         "Collect students' `grade --json` files into one table",
+    ),
+    (
+        "mistakes",
+        "List a lab's classic mistakes, or prove its suite catches them",
+    ),
+    (
+        "measure",
+        "Time the student's edit → test loop in every lab",
     ),
 ];
 

@@ -630,6 +630,14 @@ fn apply_plan(graded: &mut LabGrade, plan: &SuitePlan) {
     graded.total = graded.total.max(graded.tests.len());
 }
 
+/// Puts `tests` in the order the suite defines them (libtest reports them
+/// sorted by name). Suites are written task by task, so this order follows
+/// the TODOs, and the first failure shown is the first thing to fix.
+pub fn sort_in_suite_order(tests: &mut [TestGrade], suite: &str) {
+    let position = |name: &str| suite.find(&format!("fn {name}(")).unwrap_or(usize::MAX);
+    tests.sort_by_key(|test| position(&test.name));
+}
+
 /// Grades the captured output of `cargo test`.
 ///
 /// A test reported more than once counts with its worst result (a

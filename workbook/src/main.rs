@@ -9,10 +9,10 @@
 //! `cargo workbook …` into `cargo run --package workbook -- …`.
 //!
 //! The commands of course authors and instructors (`verify`, `manifest`,
-//! `handout`) live in the `workbook-admin` package, which needs heavier
-//! dependencies (a Rust parser for the drift check): this program runs it
-//! with `cargo run --package workbook-admin`, with the same arguments, and
-//! exits with its status. A student copy made by
+//! `handout`, `mistakes`, `measure`) live in the `workbook-admin` package,
+//! which needs heavier dependencies (a Rust parser for the drift check):
+//! this program runs it with `cargo run --package workbook-admin`, with the
+//! same arguments, and exits with its status. A student copy made by
 //! `handout` has no `workbook-admin/`, so a student's first command
 //! compiles only this light package.
 

@@ -544,8 +544,10 @@ impl Queue for SysvEnd {
 // ANCHOR: posix_queues
 /// At most this many messages wait in a POSIX queue (`mq_maxmsg`): Linux
 /// lets an ordinary user ask for up to `/proc/sys/fs/mqueue/msg_max`,
-/// 10 by default.
-pub const QUEUE_MESSAGES: usize = 10;
+/// 10 by default, but each queue takes about `mq_maxmsg × mq_msgsize`
+/// bytes of `RLIMIT_MSGQUEUE`, a budget shared by every queue of the user
+/// (800 KiB by default): 10 messages of 8 KiB would be some 80 KB a queue.
+pub const QUEUE_MESSAGES: usize = 4;
 
 /// Two POSIX message queues (chapter 09), one each way.
 #[derive(Debug)]

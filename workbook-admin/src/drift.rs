@@ -706,15 +706,15 @@ fn check_manifests(ws: &Workspace, lab: &Lab) -> Vec<String> {
             ));
         }
     }
-    if let (Some(a), Some(b)) = (&lab_test, &sol_test) {
-        if a != b {
-            problems.push(format!(
-                "{}: [[test]] `{}` has path {a:?}, but {} has {b:?}: both must run the same suite",
-                lab_rel.display(),
-                lab.test_target(),
-                sol_rel.display()
-            ));
-        }
+    if let (Some(a), Some(b)) = (&lab_test, &sol_test)
+        && a != b
+    {
+        problems.push(format!(
+            "{}: [[test]] `{}` has path {a:?}, but {} has {b:?}: both must run the same suite",
+            lab_rel.display(),
+            lab.test_target(),
+            sol_rel.display()
+        ));
     }
     for section in ["dependencies", "dev-dependencies"] {
         for difference in compare_dependencies(&lab_toml, &sol_toml, section) {
@@ -936,10 +936,10 @@ pub fn todo_markers(src: &str) -> BTreeSet<u32> {
         while let Some(at) = rest.find("TODO(") {
             rest = &rest[at + "TODO(".len()..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if rest[digits.len()..].starts_with(')') {
-                if let Ok(n) = digits.parse() {
-                    numbers.insert(n);
-                }
+            if rest[digits.len()..].starts_with(')')
+                && let Ok(n) = digits.parse()
+            {
+                numbers.insert(n);
             }
         }
     }

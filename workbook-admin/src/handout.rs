@@ -1,47 +1,57 @@
-//! `cargo workbook handout DIR`: the repository students get.
+//! `cargo workbook handout DIR`: the repository (or repositories) students get.
 //!
 //! DIR receives a copy of the course without what students must not see or
 //! do not need, and with what a classroom needs:
 //!
 //! * left out: `solutions/` and `workbook-admin/` (the instructors'
-//!   commands), and their crates from the workspace members; `.git/`,
-//!   `target/`, the built book, CI scripts of the course (`.ci/`,
-//!   `.github/`), pending snapshots;
-//! * rewritten: the workspace `Cargo.toml` (no solution members), the
-//!   README (for students: no solution or instructor commands) and the
-//!   justfile (student commands only);
-//! * added: `.github/workflows/classroom.yml`, GitHub Classroom autograding
-//!   with one test per lab worth its own points, and fresh checksum
-//!   manifests (`tests/MANIFEST.sha256`, `labs/MANIFEST.sha256`) for the
-//!   tamper check and `reset`.
+//!   commands), and their crates from the workspace members; the
+//!   instructor's guide (`guide/`); `.git/`, `target/`, the built book, CI
+//!   of the course (`.ci/`, `.github/`), pending snapshots; and, for a copy
+//!   of some labs only (`--labs`, `--per-lab`), the other labs with their
+//!   suites, snapshots and chapters;
+//! * rewritten: the workspace `Cargo.toml`, the README (for students: no
+//!   solution or instructor commands, the labs and their points), the
+//!   justfile (student commands only), and the book's pages: passages
+//!   marked instructor-only are taken out, and links to chapters the copy
+//!   does not have become plain text;
+//! * added: `.github/workflows/classroom.yml` (see [`crate::classroom`]:
+//!   one grading step per test, task or lab, compiled once, the grading
+//!   manifest's digest pinned), and fresh checksum manifests.
 //!
-//! The copy's workspace builds as it is (`cargo build`), and `cargo test`
-//! in each lab grades it. With `--git` the copy becomes a git repository
-//! with one commit, ready to push as a template repository.
+//! The copy's workspace builds as it is, `cargo test` in each lab grades it,
+//! and its README and book name nothing for instructors and link only to
+//! what it has: the command checks that last, and fails if not. With
+//! `--git` each copy becomes a git repository with one commit, ready to
+//! push as a template repository.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+use crate::classroom::{self, PROTECTED_PATHS};
+use crate::pages;
 use workbook::UsageError;
 use workbook::manifest::{self, Kind};
+use workbook::plan::{Granularity, Scoring, SuitePlan};
 use workbook::process;
-use workbook::workspace::{self, LabToml, Workspace};
+use workbook::workspace::{self, Lab, LabToml, Workspace};
 
-/// The student README, with `{{TITLE}}` and `{{LABS}}` to fill in.
+/// The student README, with `{{TITLE}}`, `{{LABS}}`, `{{GRADING}}` to fill in.
 const README: &str = include_str!("../templates/student-README.md");
 
 /// The student justfile.
 const JUSTFILE: &str = include_str!("../templates/student.justfile");
 
 /// Paths (relative to the root) that are never copied.
-const LEFT_OUT: [&str; 12] = [
+const LEFT_OUT: [&str; 13] = [
     ".git",
     "target",
     "solutions",
     "workbook-admin",
+    "guide",
     ".ci",
     ".github",
     "book/book",
@@ -53,6 +63,9 @@ const LEFT_OUT: [&str; 12] = [
     Kind::Labs.file(),
 ];
 
+/// How many grading steps GitHub shows (it runs more, but lists only these).
+const SHOWN_STEPS: usize = 1000;
+
 /// The options of `handout`.
 #[derive(Debug)]
 pub struct Options<'a> {
@@ -60,52 +73,212 @@ pub struct Options<'a> {
     pub dest: &'a Path,
     /// Make it a git repository with one commit.
     pub git: bool,
-    /// Points each lab is worth in the autograding workflow.
-    pub points: u32,
+    /// How points are earned, and how many per test.
+    pub scoring: Scoring,
+    /// The labs to hand out (all when empty), as `grade` names them.
+    pub labs: &'a [String],
+    /// One repository per lab, in DIR/NN-topic/.
+    pub per_lab: bool,
 }
 
-/// Runs `cargo workbook handout DIR [--git] [--points N]`.
+/// Runs `cargo workbook handout DIR [--git] [--labs L,…] [--per-lab]
+/// [--granularity G] [--points N]`.
 pub fn run(ws: &Workspace, options: &Options, cwd: &Path) -> Result<ExitCode> {
     let dest = workspace::lexically_normal(&cwd.join(options.dest));
     check_dest(&dest)?;
-    fs::create_dir_all(&dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let chosen = chosen_labs(ws, options.labs)?;
+    if options.per_lab {
+        for lab in &chosen {
+            write_copy(ws, &[*lab], &dest.join(&lab.name), options)?;
+        }
+        println!(
+            "Wrote {} student repositories, one per lab, into {}.",
+            chosen.len(),
+            dest.display()
+        );
+    } else {
+        write_copy(ws, &chosen, &dest, options)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The labs `queries` name, in course order (all of them when empty).
+fn chosen_labs<'a>(ws: &'a Workspace, queries: &[String]) -> Result<Vec<&'a Lab>> {
+    if queries.is_empty() {
+        return Ok(ws.labs.iter().collect());
+    }
+    let mut chosen: Vec<&Lab> = Vec::new();
+    for query in queries {
+        let lab = ws.select_one(query.trim())?;
+        if !chosen.contains(&lab) {
+            chosen.push(lab);
+        }
+    }
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(chosen)
+}
+
+/// What a copy leaves out besides [`LEFT_OUT`]: the labs not chosen.
+struct Selection {
+    /// Paths of the labs not chosen, relative to the root: their
+    /// directories, suites, chapters and mistake quotes.
+    others: BTreeSet<String>,
+    /// Snapshot name prefixes (`topic__`) of the labs not chosen.
+    other_snapshots: Vec<String>,
+    /// The chapters left out, relative to the root.
+    other_chapters: BTreeSet<PathBuf>,
+}
+
+impl Selection {
+    fn new(ws: &Workspace, chosen: &[&Lab]) -> Result<Selection> {
+        let mut others = BTreeSet::new();
+        let mut other_snapshots = Vec::new();
+        let mut other_chapters = BTreeSet::new();
+        for lab in ws.labs.iter().filter(|lab| !chosen.contains(lab)) {
+            others.insert(format!("labs/{}", lab.name));
+            others.insert(format!("tests/{}.rs", lab.name));
+            others.insert(format!("book/src/mistakes/{}", lab.name));
+            other_snapshots.push(format!("{}__", lab.test_target()));
+            let chapter = LabToml::of(ws, lab)?.lab.chapter;
+            others.insert(chapter.to_string_lossy().replace('\\', "/"));
+            other_chapters.insert(chapter);
+        }
+        Ok(Selection {
+            others,
+            other_snapshots,
+            other_chapters,
+        })
+    }
+
+    /// True for a path (relative, with `/`) of a lab not chosen.
+    fn excludes(&self, relative: &str) -> bool {
+        if self.others.contains(relative) {
+            return true;
+        }
+        match relative.strip_prefix("tests/snapshots/") {
+            Some(name) => self.other_snapshots.iter().any(|p| name.starts_with(p)),
+            None => false,
+        }
+    }
+}
+
+/// Writes one student copy with the labs `chosen` to `dest`.
+fn write_copy(ws: &Workspace, chosen: &[&Lab], dest: &Path, options: &Options) -> Result<()> {
+    fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let selection = Selection::new(ws, chosen)?;
     let mut copied = 0;
-    copy_tree(&ws.root, &ws.root, &dest, &mut copied)?;
+    copy_tree(&ws.root, &ws.root, dest, &selection, &mut copied)?;
     let manifest_text = fs::read_to_string(ws.root.join("Cargo.toml"))
         .context("cannot read the workspace Cargo.toml")?;
-    write(&dest.join("Cargo.toml"), &student_manifest(&manifest_text)?)?;
-    write(&dest.join("README.md"), &readme(ws)?)?;
-    write(&dest.join("justfile"), JUSTFILE)?;
     write(
-        &dest.join(".github/workflows/classroom.yml"),
-        &classroom_workflow(ws, options.points)?,
+        &dest.join("Cargo.toml"),
+        &student_manifest(&manifest_text, &selection.others)?,
     )?;
-    let student = Workspace::discover(&dest)?;
+    rewrite_book(dest, &selection)?;
+    write(&dest.join("justfile"), JUSTFILE)?;
+    let units = classroom::units(ws, chosen, options.scoring)?;
+    write(
+        &dest.join("README.md"),
+        &readme(ws, chosen, options.scoring, &units)?,
+    )?;
+    let pruned = prune_lockfile(dest);
+    let student = Workspace::discover(dest)?;
     manifest::write(&student)?;
-    let pruned = prune_lockfile(&dest);
-    if options.git {
-        commit(&dest)?;
+    let digest = manifest::sha256_file(&dest.join(Kind::Grading.file()))?;
+    let title = course_title(ws);
+    write(
+        &dest.join(manifest::PIN_FILE),
+        &classroom::workflow(&classroom::Settings {
+            title: &title,
+            units: &units,
+            scoring: options.scoring,
+            manifest_digest: &digest,
+        }),
+    )?;
+    let problems = pages::check_student_pages(dest)?;
+    if !problems.is_empty() {
+        bail!(
+            "the student pages of {} would show instructors' text or lead nowhere:\n  {}",
+            dest.display(),
+            problems.join("\n  ")
+        );
     }
+    if options.git {
+        commit(dest)?;
+    }
+    let partial = !selection.others.is_empty();
+    report(dest, chosen, partial, options, &units, copied, pruned.err());
+    for lab in chosen {
+        let plan = SuitePlan::of(ws, lab)?;
+        if plan.unread > 0 {
+            println!(
+                "  note: {} of tests/{}.rs's tests are not top-level `#[test] fn`s: they run, \
+                 but have no grading step of their own",
+                plan.unread, lab.name
+            );
+        }
+        let untasked: Vec<&str> = plan
+            .tests
+            .iter()
+            .filter(|t| t.task.is_none())
+            .map(|t| t.name.as_str())
+            .collect();
+        if options.scoring.granularity == Granularity::Task && !untasked.is_empty() {
+            println!(
+                "  note: in {}, these tests name no task and earn their points one by one: {}",
+                lab.name,
+                untasked.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `handout` says about one copy it wrote.
+fn report(
+    dest: &Path,
+    chosen: &[&Lab],
+    partial: bool,
+    options: &Options,
+    units: &[classroom::Unit],
+    copied: usize,
+    pruned: Option<anyhow::Error>,
+) {
     let shown = dest.display();
+    let total: u32 = units.iter().map(|u| u.points).sum();
+    let names: Vec<&str> = chosen.iter().map(|l| l.name.as_str()).collect();
+    println!("Wrote the student copy to {shown} ({copied} files copied).");
+    println!("  labs: {}", names.join(", "));
     println!(
-        "Wrote the student copy to {shown} ({} files copied).",
-        copied
+        "  left out: solutions/, workbook-admin/, guide/ (and their workspace members), .git/, \
+         target/, .ci/, .github/{}",
+        if partial {
+            ", the other labs with their suites and chapters"
+        } else {
+            ""
+        }
     );
     println!(
-        "  left out: solutions/ and workbook-admin/ (and their workspace members), .git/, target/, .ci/, .github/"
+        "  .github/workflows/classroom.yml: {} grading steps ({} by {}), {total} points, \
+         {} per test; the grading manifest's SHA-256 is pinned in it",
+        units.len(),
+        options.scoring.granularity,
+        options.scoring.granularity,
+        options.scoring.per_test
     );
-    println!(
-        "  .github/workflows/classroom.yml: one autograding test per lab, {} points each ({} labs)",
-        options.points,
-        ws.labs.len()
-    );
-    println!("  README.md and justfile: written for students");
+    if units.len() > SHOWN_STEPS {
+        println!(
+            "  note: GitHub lists only the first {SHOWN_STEPS} steps of a run: prefer \
+             --granularity task, or one repository per lab (--per-lab)"
+        );
+    }
+    println!("  README.md, justfile and the book: written for students");
     println!(
         "  {} and {}: the grading files and labs as shipped",
         Kind::Grading.file(),
         Kind::Labs.file()
     );
-    if let Err(err) = pruned {
+    if let Some(err) = pruned {
         println!(
             "  note: Cargo.lock still lists the solutions ({err:#}); cargo updates it on the first build"
         );
@@ -113,8 +286,22 @@ pub fn run(ws: &Workspace, options: &Options, cwd: &Path) -> Result<ExitCode> {
     if options.git {
         println!("  a git repository with one commit: push it as your template repository");
     }
+    println!(
+        "  in the Classroom assignment, protect: {}",
+        PROTECTED_PATHS.join(" ")
+    );
     println!("Check it: cd {shown} && cargo build && cargo workbook grade");
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The course's title: the first heading of its README.
+fn course_title(ws: &Workspace) -> String {
+    fs::read_to_string(ws.root.join("README.md"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("# ").map(str::to_string))
+        })
+        .unwrap_or_else(|| "Linux IPC in Rust: a workbook".to_string())
 }
 
 /// DIR must be new or an empty directory.
@@ -139,9 +326,15 @@ fn check_dest(dest: &Path) -> Result<()> {
 }
 
 /// Copies `dir` (inside `root`) to the same place under `dest`, leaving out
-/// [`LEFT_OUT`], build output, editor backups, pending snapshots and `dest`
-/// itself; counts the files copied.
-fn copy_tree(root: &Path, dir: &Path, dest: &Path, copied: &mut usize) -> Result<()> {
+/// [`LEFT_OUT`], the labs not chosen, build output, editor backups, pending
+/// snapshots and `dest` itself; counts the files copied.
+fn copy_tree(
+    root: &Path,
+    dir: &Path,
+    dest: &Path,
+    selection: &Selection,
+    copied: &mut usize,
+) -> Result<()> {
     let entries = fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in entries {
@@ -153,7 +346,7 @@ fn copy_tree(root: &Path, dir: &Path, dest: &Path, copied: &mut usize) -> Result
     }
     paths.sort();
     for path in paths {
-        if path == dest || left_out(root, &path) {
+        if path == dest || left_out(root, &path) || selection.excludes(&relative(root, &path)) {
             continue;
         }
         let target = dest.join(path.strip_prefix(root).unwrap_or(&path));
@@ -162,7 +355,7 @@ fn copy_tree(root: &Path, dir: &Path, dest: &Path, copied: &mut usize) -> Result
         if meta.is_dir() {
             fs::create_dir_all(&target)
                 .with_context(|| format!("cannot create {}", target.display()))?;
-            copy_tree(root, &path, dest, copied)?;
+            copy_tree(root, &path, dest, selection, copied)?;
         } else if meta.is_file() {
             fs::copy(&path, &target).with_context(|| {
                 format!("cannot copy {} to {}", path.display(), target.display())
@@ -173,10 +366,17 @@ fn copy_tree(root: &Path, dir: &Path, dest: &Path, copied: &mut usize) -> Result
     Ok(())
 }
 
+/// `path` relative to `root`, with `/`.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
 /// True for what the handout leaves out.
 fn left_out(root: &Path, path: &Path) -> bool {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    let slash = relative.to_string_lossy().replace('\\', "/");
+    let slash = relative(root, path);
     if LEFT_OUT.contains(&slash.as_str()) {
         return true;
     }
@@ -186,24 +386,28 @@ fn left_out(root: &Path, path: &Path) -> bool {
         .unwrap_or_default();
     // Hidden files are copied at the top (.cargo/, .config/, .gitignore),
     // not deeper down, where they are editor or system droppings.
-    let nested_hidden = name.starts_with('.') && relative.components().count() > 1;
+    let nested_hidden = name.starts_with('.') && Path::new(&slash).components().count() > 1;
     nested_hidden || (manifest::is_ignored(&name) && !name.starts_with('.'))
 }
 
 /// Workspace members the student copy does not have.
-fn instructor_only(member: &str) -> bool {
-    member.starts_with("solutions/") || member == "solutions" || member == "workbook-admin"
+fn instructor_only(member: &str, others: &BTreeSet<String>) -> bool {
+    member.starts_with("solutions/")
+        || member == "solutions"
+        || member == "workbook-admin"
+        || others.contains(member)
 }
 
-/// The workspace `Cargo.toml` without the solutions and the instructors'
-/// commands: their lines leave `members` and `default-members`, and the
-/// comment above `default-members` is written for students.
-fn student_manifest(text: &str) -> Result<String> {
+/// The workspace `Cargo.toml` without the solutions, the instructors'
+/// commands and the labs not handed out: their lines leave `members` and
+/// `default-members`, and the comment above `default-members` is written
+/// for students.
+fn student_manifest(text: &str, others: &BTreeSet<String>) -> Result<String> {
     let mut lines: Vec<String> = text
         .lines()
         .filter(|line| {
             let member = line.trim().trim_end_matches(',').trim_matches('"');
-            !(line.trim_start().starts_with('"') && instructor_only(member))
+            !(line.trim_start().starts_with('"') && instructor_only(member, others))
         })
         .map(str::to_string)
         .collect();
@@ -237,7 +441,7 @@ fn student_manifest(text: &str) -> Result<String> {
             .and_then(|m| m.as_array())
             .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>())
             .unwrap_or_default();
-        if names.iter().any(|name| instructor_only(name)) {
+        if names.iter().any(|name| instructor_only(name, others)) {
             bail!(
                 "cannot take the solutions and workbook-admin out of the workspace `{key}` in \
                  Cargo.toml: write each member on a line of its own"
@@ -247,120 +451,108 @@ fn student_manifest(text: &str) -> Result<String> {
     Ok(rewritten)
 }
 
-/// The student README, with the course's title and a table of the labs.
-fn readme(ws: &Workspace) -> Result<String> {
-    let title = fs::read_to_string(ws.root.join("README.md"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("# ").map(str::to_string))
-        })
-        .unwrap_or_else(|| "Linux IPC in Rust: a workbook".to_string());
+/// The copy's book for students: instructor-only passages out of every
+/// page, the chapters of labs not handed out out of `SUMMARY.md`, and links
+/// to them made plain text.
+fn rewrite_book(dest: &Path, selection: &Selection) -> Result<()> {
+    let src = dest.join("book/src");
+    let mut pages_found = Vec::new();
+    pages::collect_markdown(&src, &mut pages_found)?;
+    let removed: BTreeSet<PathBuf> = selection
+        .other_chapters
+        .iter()
+        .map(|chapter| workspace::lexically_normal(&dest.join(chapter)))
+        .collect();
+    for page in pages_found {
+        let text =
+            fs::read_to_string(&page).with_context(|| format!("cannot read {}", page.display()))?;
+        let name = relative(dest, &page);
+        let mut rewritten = pages::strip_instructor_only(&text, &name)?;
+        let dir = page.parent().unwrap_or(&src).to_path_buf();
+        if page.file_name().is_some_and(|n| n == "SUMMARY.md") {
+            rewritten = rewritten
+                .lines()
+                .filter(|line| {
+                    !pages::links(line).iter().any(|link| {
+                        removed.contains(&workspace::lexically_normal(&dir.join(&link.target)))
+                    })
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+        } else {
+            rewritten = pages::unlink_removed(&rewritten, &dir, &removed);
+        }
+        if rewritten != text {
+            write(&page, &rewritten)?;
+        }
+    }
+    Ok(())
+}
+
+/// The student README: the course's title, the labs with their chapters and
+/// points, and how they are graded.
+fn readme(
+    ws: &Workspace,
+    chosen: &[&Lab],
+    scoring: Scoring,
+    units: &[classroom::Unit],
+) -> Result<String> {
     let mut rows = Vec::new();
-    for lab in &ws.labs {
+    for lab in chosen {
         let meta = LabToml::of(ws, lab)?;
+        let points: u32 = units
+            .iter()
+            .filter(|u| u.lab == lab.name)
+            .map(|u| u.points)
+            .sum();
+        let tests = SuitePlan::of(ws, lab)?.tests.len();
         rows.push(format!(
-            "| {} | {} | `labs/{}` | `{}` |",
+            "| {} | {} | `labs/{}` | `{}` | {tests} | {points} |",
             lab.number,
             meta.lab.title,
             lab.name,
             meta.lab.chapter.display()
         ));
     }
+    let how = match scoring.granularity {
+        Granularity::Test => format!(
+            "Every test that passes earns its points ({} per test), so a lab that passes 13 of \
+             its 14 tests earns 13/14 of its points.",
+            scoring.per_test
+        ),
+        Granularity::Task => format!(
+            "A task earns the points of its tests ({} per test) once all of them pass; the \
+             chapter's tasks are numbered like the TODOs.",
+            scoring.per_test
+        ),
+        Granularity::Lab => format!(
+            "A lab earns its points ({} per test) once every one of its tests passes.",
+            scoring.per_test
+        ),
+    };
     Ok(README
-        .replace("{{TITLE}}", &title)
-        .replace("{{LABS}}", &rows.join("\n")))
+        .replace("{{TITLE}}", &course_title(ws))
+        .replace("{{RUST_VERSION}}", &rust_version(ws))
+        .replace("{{LABS}}", &rows.join("\n"))
+        .replace("{{GRADING}}", &how))
 }
 
-/// `.github/workflows/classroom.yml`: GitHub Classroom autograding, one
-/// `education/autograding-command-grader` step per lab worth `points`, and
-/// the reporter that sends the total to the classroom. A first step checks
-/// the grading files against `tests/MANIFEST.sha256` and stops the run if
-/// they were changed.
-fn classroom_workflow(ws: &Workspace, points: u32) -> Result<String> {
-    let mut steps = String::new();
-    let mut ids = Vec::new();
-    for lab in &ws.labs {
-        let meta = LabToml::of(ws, lab)?;
-        let id = format!("lab_{}", lab.name.replace('-', "_"));
-        let name = if meta.lab.title.is_empty() {
-            lab.name.clone()
-        } else {
-            format!("{} {}", lab.name, meta.lab.title)
-        };
-        steps.push_str(&format!(
-            "      - name: {name}
-        id: {id}
-        uses: education/autograding-command-grader@v1
-        with:
-          test-name: {name}
-          setup-command: \"\"
-          command: cargo test -p {package} --test {test}
-          timeout: 10
-          max-score: {points}
-",
-            name = yaml_string(&name),
-            package = lab.package(),
-            test = lab.test_target(),
-        ));
-        ids.push(id);
-    }
-    let env: String = ids
-        .iter()
-        .map(|id| {
-            format!(
-                "          {}_RESULTS: \"${{{{steps.{id}.outputs.result}}}}\"\n",
-                id.to_uppercase()
-            )
+/// The oldest Rust the course builds with: `rust-version` in the workspace
+/// `Cargo.toml`, where it is stated once.
+pub fn rust_version(ws: &Workspace) -> String {
+    fs::read_to_string(ws.root.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| {
+            let version = table
+                .get("workspace")?
+                .get("package")?
+                .get("rust-version")?
+                .as_str()?
+                .to_string();
+            Some(version)
         })
-        .collect();
-    Ok(format!(
-        "# GitHub Classroom autograding: one test per lab, each worth {points} points.
-# A lab's test passes when its whole grading suite passes
-# (`cargo test -p TOPIC --test TOPIC`). Written by `cargo workbook handout`.
-name: Autograding Tests
-\"on\":
-  - push
-  - repository_dispatch
-permissions:
-  checks: write
-  actions: read
-  contents: read
-jobs:
-  run-autograding-tests:
-    runs-on: ubuntu-latest
-    if: github.actor != 'github-classroom[bot]'
-    steps:
-      - name: Checkout code
-        uses: actions/checkout@v4
-      - name: Check that the grading files are as shipped
-        run: sha256sum --check --quiet {manifest}
-      - name: Use the latest stable Rust
-        run: rustup update stable --no-self-update && rustup default stable
-{steps}      - name: Autograding Reporter
-        uses: education/autograding-grading-reporter@v1
-        env:
-{env}        with:
-          runners: {runners}
-",
-        manifest = Kind::Grading.file(),
-        runners = ids.join(","),
-    ))
-}
-
-/// `text` as a double-quoted YAML string.
-fn yaml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+        .unwrap_or_else(|| "stable".to_string())
 }
 
 /// Writes `text` to `path`, creating its directory.
@@ -371,10 +563,10 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Lets cargo drop the solution packages from the copied `Cargo.lock`:
-/// `cargo update --workspace` only re-resolves the workspace's own
-/// packages, so every dependency keeps its version, and `--offline` needs
-/// nothing but what the course already fetched.
+/// Lets cargo drop the solution packages (and the labs not handed out)
+/// from the copied `Cargo.lock`: `cargo update --workspace` only re-resolves
+/// the workspace's own packages, so every dependency keeps its version, and
+/// `--offline` needs nothing but what the course already fetched.
 fn prune_lockfile(dest: &Path) -> Result<()> {
     let mut cmd = process::cargo(dest);
     cmd.args(["update", "--workspace", "--offline"]);
@@ -418,6 +610,7 @@ mod tests {
 resolver = "3"
 members = [
     "labs/01-processes",
+    "labs/02-pipes",
     "solutions/01-processes",
     "tests/grader",
     "workbook",
@@ -434,7 +627,7 @@ default-members = [
 
     #[test]
     fn the_solutions_leave_the_workspace() {
-        let student = student_manifest(COURSE).expect("rewritten");
+        let student = student_manifest(COURSE, &BTreeSet::new()).expect("rewritten");
         assert!(!student.contains("solutions"), "{student}");
         assert!(!student.contains("workbook-admin"), "{student}");
         assert!(student.contains("    \"workbook\",\n"), "{student}");
@@ -442,12 +635,16 @@ default-members = [
         assert!(student.contains(
             "# `cargo workbook grade`.\ndefault-members = [\n    \"tests/grader\",\n]\n"
         ));
+        let one =
+            student_manifest(COURSE, &["labs/01-processes".to_string()].into()).expect("rewritten");
+        assert!(!one.contains("labs/01-processes"), "{one}");
+        assert!(one.contains("    \"labs/02-pipes\",\n"), "{one}");
     }
 
     #[test]
     fn solutions_on_one_line_are_refused() {
         let text = "[workspace]\nmembers = [\"labs/01-processes\", \"solutions/01-processes\"]\n";
-        let err = student_manifest(text).expect_err("cannot rewrite");
+        let err = student_manifest(text, &BTreeSet::new()).expect_err("cannot rewrite");
         assert!(
             err.to_string()
                 .contains("write each member on a line of its own")
@@ -460,6 +657,7 @@ default-members = [
         for path in [
             "solutions",
             "workbook-admin",
+            "guide",
             ".git",
             "target",
             "book/book",
@@ -481,14 +679,5 @@ default-members = [
         ] {
             assert!(!left_out(root, &root.join(path)), "{path}");
         }
-    }
-
-    #[test]
-    fn yaml_strings_are_quoted() {
-        assert_eq!(
-            yaml_string("02-pipes Pipes (管道)"),
-            "\"02-pipes Pipes (管道)\""
-        );
-        assert_eq!(yaml_string("a \"b\": c\\"), "\"a \\\"b\\\": c\\\\\"");
     }
 }

@@ -9,11 +9,14 @@
 //! always did. The student copy made by `handout` leaves this package out,
 //! like the solutions.
 
+mod classroom;
 mod drift;
+mod gradebook;
 mod guide;
 mod handout;
 mod measure;
 mod mistakes;
+mod pages;
 mod verify;
 
 use std::path::PathBuf;
@@ -65,12 +68,18 @@ enum Command {
     /// Make the repository students get, without the solutions (for instructors)
     ///
     /// Copies the course to DIR (which must be new or empty) without solutions/,
-    /// workbook-admin/ (these commands) and their workspace members, .git/,
-    /// target/ and the course's CI; writes a README and justfile for students,
-    /// fresh checksum manifests, and .github/workflows/classroom.yml: GitHub
-    /// Classroom autograding with one test per lab (`cargo test -p TOPIC --test
-    /// TOPIC`) worth --points each. The copy builds as it is, and `cargo test`
-    /// in each lab grades it.
+    /// workbook-admin/ (these commands), the instructor's guide and their workspace
+    /// members, .git/, target/ and the course's CI; takes instructor-only passages
+    /// out of the book; writes a README and justfile for students, fresh checksum
+    /// manifests, and .github/workflows/classroom.yml: GitHub Classroom
+    /// autograding that compiles once and gives each test (or task, or lab) its
+    /// own grading step and points, with the grading manifest's SHA-256 pinned.
+    /// The copy builds as it is, and `cargo test` in each lab grades it.
+    ///
+    /// With --labs, only those labs (and their suites and chapters) are handed
+    /// out; with --per-lab, DIR receives one such repository per lab, each with
+    /// its own README, workflow and points, so that each lab can be its own
+    /// Classroom assignment with its own deadline.
     Handout {
         /// Where to write the student repository (new or empty)
         #[arg(value_name = "DIR")]
@@ -78,9 +87,35 @@ enum Command {
         /// Make it a git repository with one commit, ready to push as a template
         #[arg(long)]
         git: bool,
-        /// Points each lab is worth in the autograding workflow
-        #[arg(long, value_name = "N", default_value_t = 10)]
+        /// Points per graded test; a task or lab is worth the sum of its tests'
+        #[arg(long, value_name = "N", default_value_t = 1)]
         points: u32,
+        /// How points are earned: each passing test (`test`), each task whose
+        /// tests all pass (`task`), each lab whose tests all pass (`lab`)
+        #[arg(long, value_name = "UNIT", default_value = "test")]
+        granularity: String,
+        /// Hand out only these labs (numbers, directories or topics, comma-separated)
+        #[arg(long, value_name = "LAB,…", value_delimiter = ',')]
+        labs: Vec<String>,
+        /// Write one repository per lab, into DIR/NN-topic/
+        #[arg(long)]
+        per_lab: bool,
+    },
+    /// Collect students' `grade --json` files into one table (for instructors)
+    ///
+    /// Reads every JSON file under DIR that `cargo workbook grade --json` wrote
+    /// (e.g. the `grade` artifacts of the autograding runs, one folder per
+    /// student) and prints one row per student: the commit graded and when, the
+    /// points, and per lab the tests passed of all and whether its grading files
+    /// were as shipped. A student is named by the file (`alice.json`) or, for a
+    /// file called grade.json, by its folder (`alice/grade.json`).
+    Gradebook {
+        /// The folder of JSON files
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Also write the table as CSV to FILE
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
     },
     /// List a lab's classic mistakes, or prove that its suite catches them
     /// (for course authors)
@@ -151,14 +186,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Verify { skip } => verify::run(&ws, &skip),
         Command::Manifest { check } => manifest_command(&ws, check),
-        Command::Handout { dir, git, points } => {
+        Command::Handout {
+            dir,
+            git,
+            points,
+            granularity,
+            labs,
+            per_lab,
+        } => {
+            let granularity = workbook::plan::Granularity::parse(&granularity)
+                .map_err(|err| workbook::UsageError(format!("{err}")))?;
             let options = handout::Options {
                 dest: &dir,
                 git,
-                points,
+                scoring: workbook::plan::Scoring {
+                    granularity,
+                    per_test: points,
+                },
+                labs: &labs,
+                per_lab,
             };
             handout::run(&ws, &options, &cwd)
         }
+        Command::Gradebook { dir, csv } => gradebook::run(&cwd.join(dir), csv.as_deref(), &cwd),
         Command::Mistakes {
             lab,
             run,

@@ -423,10 +423,10 @@ fn find_pending_snapshots(dir: &Path, found: &mut Vec<std::path::PathBuf>) -> Re
 fn book(ws: &Workspace) -> Result<Vec<String>> {
     let dest = std::env::temp_dir().join(format!("workbook-book-{}", std::process::id()));
     let out = mdbook::build_captured(ws, &dest);
-    if let Err(err) = fs::remove_dir_all(&dest) {
-        if err.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("workbook: cannot remove {}: {err}", dest.display());
-        }
+    if let Err(err) = fs::remove_dir_all(&dest)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("workbook: cannot remove {}: {err}", dest.display());
     }
     let out = out?;
     let mut reasons: Vec<String> = out

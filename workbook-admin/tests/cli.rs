@@ -199,27 +199,34 @@ fn handout_leaves_the_solutions_out_and_adds_classroom_grading() {
     assert!(readme.starts_with("# A fake course\n"), "{readme}");
     assert!(!readme.contains("solution"), "{readme}");
     assert!(
-        readme.contains("| 02 | Pipes (管道) | `labs/02-pipes` | `book/src/02-pipes.md` |"),
+        readme
+            .contains("| 02 | Pipes (管道) | `labs/02-pipes` | `book/src/02-pipes.md` | 2 | 50 |"),
         "{readme}"
     );
     let justfile = fs::read_to_string(student.join("justfile")).expect("justfile");
     assert!(!justfile.contains("verify"), "{justfile}");
     let workflow =
         fs::read_to_string(student.join(".github/workflows/classroom.yml")).expect("workflow");
+    let digest =
+        workbook::manifest::sha256_file(&student.join("tests/MANIFEST.sha256")).expect("digest");
     for expected in [
-        "uses: education/autograding-command-grader@v1",
-        "      - name: \"01-processes Processes\"\n        id: lab_01_processes\n",
-        "          command: cargo test -p pipes --test pipes\n          timeout: 10\n          max-score: 25\n",
-        "        run: sha256sum --check --quiet tests/MANIFEST.sha256\n",
+        "2 lab(s), 100 points in all,\n# 25 per graded test, earned test by test",
+        &format!("      WORKBOOK_MANIFEST_SHA256: {digest}\n"),
+        "      - name: \"01-processes: task_1_works\"\n        id: test_01_processes_task_1_works\n",
+        "score grade.json 02-pipes --test task_2_works --max 25 --classroom\n",
+        "grade --json-file grade.json --csv grade.csv\n          --granularity test --points 25\n",
         "uses: education/autograding-grading-reporter@v1",
-        "          LAB_02_PIPES_RESULTS: \"${{steps.lab_02_pipes.outputs.result}}\"\n",
-        "          runners: lab_01_processes,lab_02_pipes\n",
+        "          TEST_02_PIPES_TASK_1_WORKS_RESULTS: \"${{steps.test_02_pipes_task_1_works.outputs.result}}\"\n",
+        "          runners: test_01_processes_task_1_works,test_01_processes_task_2_works,\
+         test_02_pipes_task_1_works,test_02_pipes_task_2_works\n",
+        "#   .github/**  tests/**  workbook/**  .cargo/**",
     ] {
         assert!(
             workflow.contains(expected),
             "{expected} missing from:\n{workflow}"
         );
     }
+    assert!(!student.join("guide").exists());
     // The copy carries its own manifests, and they match it.
     course
         .workbook_in(&student)
@@ -233,6 +240,103 @@ fn handout_leaves_the_solutions_out_and_adds_classroom_grading() {
         stderr.contains("this student copy does not have"),
         "{stderr}"
     );
+}
+
+#[test]
+fn handout_pages_keep_nothing_for_instructors() {
+    let course = Course::new();
+    course
+        .workbook()
+        .args(["handout", "../student"])
+        .assert()
+        .success();
+    let grading = fs::read_to_string(course.outside("student/book/src/grading.md"))
+        .expect("the grading page");
+    assert_eq!(
+        grading,
+        "# Grading\n\nRun `cargo test` in a lab; see [Pipes](02-pipes.md#task-1-do-the-first-thing).\n"
+    );
+    // The course's own page keeps the passage.
+    assert!(
+        course
+            .read("book/src/grading.md")
+            .contains("workbook verify")
+    );
+    // A mention outside the markers stops the handout, naming the page.
+    course.write(
+        "book/src/02-pipes.md",
+        "# Pipes\n\nCompare with solutions/02-pipes.\n\n[Gone](07-shm.md)\n",
+    );
+    let output = course
+        .workbook()
+        .args(["handout", "../other"])
+        .assert()
+        .code(1);
+    let (_, stderr) = texts(output.get_output());
+    assert!(
+        stderr.contains("book/src/02-pipes.md, line 3: `solutions/` is for instructors"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("book/src/02-pipes.md, line 5: the link to `07-shm.md` leads nowhere"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("book/src/grading.md, line 3: the link to `02-pipes.md#task-1-do-the-first-thing` leads nowhere"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn handout_per_lab_writes_one_repository_for_each() {
+    let course = Course::new();
+    let output = course
+        .workbook()
+        .args(["handout", "../labs", "--per-lab", "--granularity", "task"])
+        .assert()
+        .success();
+    let (stdout, _) = texts(output.get_output());
+    assert!(
+        stdout.contains("Wrote 2 student repositories, one per lab"),
+        "{stdout}"
+    );
+    let pipes = course.outside("labs/02-pipes");
+    assert!(pipes.join("labs/02-pipes/src/lib.rs").is_file());
+    for absent in [
+        "labs/01-processes",
+        "tests/01-processes.rs",
+        "book/src/01-processes.md",
+    ] {
+        assert!(!pipes.join(absent).exists(), "{absent} was copied");
+    }
+    let summary = fs::read_to_string(pipes.join("book/src/SUMMARY.md")).expect("SUMMARY.md");
+    assert!(!summary.contains("01-processes"), "{summary}");
+    let cargo_toml = fs::read_to_string(pipes.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(!cargo_toml.contains("01-processes"), "{cargo_toml}");
+    let workflow =
+        fs::read_to_string(pipes.join(".github/workflows/classroom.yml")).expect("workflow");
+    assert!(
+        workflow.contains("score grade.json 02-pipes --task 2 --max 1 --classroom"),
+        "{workflow}"
+    );
+    assert!(!workflow.contains("01-processes"), "{workflow}");
+    let readme = fs::read_to_string(pipes.join("README.md")).expect("README");
+    assert!(readme.contains("| 02 | Pipes (管道) |"), "{readme}");
+    assert!(!readme.contains("| 01 |"), "{readme}");
+    // Each repository's manifest matches it.
+    course
+        .workbook_in(&pipes)
+        .args(["manifest", "--check"])
+        .assert()
+        .success();
+    // --labs picks some labs for one repository.
+    course
+        .workbook()
+        .args(["handout", "../some", "--labs", "pipes"])
+        .assert()
+        .success();
+    assert!(!course.outside("some/labs/01-processes").exists());
+    assert!(course.outside("some/labs/02-pipes").is_dir());
 }
 
 #[test]

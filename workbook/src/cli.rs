@@ -43,13 +43,20 @@ const fn valued(long: &'static str, short: Option<char>, value: &'static str) ->
 }
 
 /// The student commands, in the order `--help` lists them.
-const COMMANDS: [Spec; 9] = [
+const COMMANDS: [Spec; 10] = [
     Spec {
         name: "grade",
         about: "Grade your labs and print a scoreboard",
-        usage: "cargo workbook grade [--json] [--junit FILE] [LAB]",
+        usage: "cargo workbook grade [--json] [--junit FILE] [--csv FILE] [--granularity G] [--points N] [LAB]",
         positionals: &[("LAB", false)],
-        options: &[flag("json", None), valued("junit", None, "FILE")],
+        options: &[
+            flag("json", None),
+            valued("json-file", None, "FILE"),
+            valued("junit", None, "FILE"),
+            valued("csv", None, "FILE"),
+            valued("granularity", None, "test|task|lab"),
+            valued("points", None, "N"),
+        ],
         help: "\
 Grade your labs and print a scoreboard
 
@@ -58,9 +65,13 @@ per lab, how many tests pass, whether the lab is not started, in progress or
 done, and the first failing test with the start of its message. For the full
 output of one lab, run `cargo test` inside its directory.
 
-First it checks that the files that decide a grade (tests/, the Cargo.toml
-files, .config/insta.yaml) are as shipped, by their checksums in
-tests/MANIFEST.sha256, and warns on the first line when they are not.
+A grade counts only if the files that decide it are as shipped (tests/,
+workbook/, every Cargo.toml, Cargo.lock and build.rs, .cargo/, .config/ …;
+tests/MANIFEST.sha256 lists them). They are checked before anything is
+built, after each lab is built and after its suite has run. A lab whose
+grading files were changed, or to which a file that can change its build
+was added (a build.rs, a .cargo/config.toml), is graded as failed, with the
+reason; the first line of the output says so.
 
 Exit status: 0 when every graded lab is done, 1 otherwise.
 
@@ -71,11 +82,24 @@ Arguments:
          (`pipes`); all labs when omitted
 
 Options:
-      --json          Print a JSON document instead of the scoreboard (for
-                      scripts and classroom tools)
-      --junit <FILE>  Also write the results as JUnit XML to FILE (for CI
-                      services and learning platforms)
-  -h, --help          Print help
+      --json                 Print a JSON document instead of the scoreboard
+                             (for scripts, classroom tools and gradebooks):
+                             the commit, when, how long, and per lab its
+                             tests, tasks, points and the tamper check
+      --json-file <FILE>     Write that JSON document to FILE instead, once
+                             every lab is graded (the scoreboard still shows)
+      --junit <FILE>         Also write the results as JUnit XML to FILE (for
+                             CI services and learning platforms)
+      --csv <FILE>           Also write one CSV row per lab to FILE (commit,
+                             time, tests passed and total, points, whether
+                             the grading files are as shipped)
+      --granularity <UNIT>   How points are earned: `test` (each passing test
+                             earns its points), `task` (a task earns its
+                             tests' points when they all pass) or `lab` (a
+                             lab earns them when all its tests pass)
+                             [default: test]
+      --points <N>           Points per graded test [default: 1]
+  -h, --help                 Print help
 ",
     },
     Spec {
@@ -208,7 +232,10 @@ Check that this machine is ready for the labs
 Reports, each with ok, warn or FAIL and a fix: Linux and the kernel version;
 whether System V and POSIX IPC work; their limits (msgmnb, msgmax, msgmni,
 the semaphore limits, shmmax, shmall, shmmni); /dev/shm and /dev/mqueue;
-RLIMIT_MSGQUEUE and RLIMIT_NOFILE; a C compiler; ipcs and ipcrm; leftovers
+RLIMIT_MSGQUEUE and RLIMIT_NOFILE; what this user may do that some chapters
+lean on (its capabilities, ptrace and Yama's ptrace_scope, user namespaces,
+network namespaces, the POSIX message-queue limits, RLIMIT_MEMLOCK), probed
+where a setting alone cannot tell; a C compiler; ipcs and ipcrm; leftovers
 of earlier grading runs; the book tool.
 
 Exit status: 0 unless a check failed.
@@ -295,10 +322,51 @@ Options:
   -h, --help        Print help
 ",
     },
+    Spec {
+        name: "score",
+        about: "Read one lab's, task's or test's points from a `grade --json` file",
+        usage: "cargo workbook score [--task N | --test NAME] [--max N] [--classroom] FILE LAB",
+        positionals: &[("FILE", true), ("LAB", true)],
+        options: &[
+            valued("task", None, "N"),
+            valued("test", None, "NAME"),
+            valued("max", None, "N"),
+            flag("classroom", None),
+        ],
+        help: "\
+Read one lab's, task's or test's points from a `grade --json` file
+
+The autograding workflow of a handout grades every lab once
+(`cargo workbook grade --json > grade.json`), then gives each lab, task or
+test its own step that runs this command, so that each earns its own points.
+It prints one line (the unit, passed or failed, its points, and why) and
+exits with status 0 when the unit earned all its points, 1 when not.
+
+A lab whose grading files were changed earns nothing, and so does each of
+its tasks and tests; the line says why.
+
+Usage: cargo workbook score [OPTIONS] <FILE> <LAB>
+
+Arguments:
+  <FILE>  The JSON document `cargo workbook grade --json` wrote
+  <LAB>   The lab: number (`02`), directory (`02-pipes`) or topic (`pipes`)
+
+Options:
+      --task <N>      One task of the lab
+      --test <NAME>   One test of the lab
+      --max <N>       The points the workflow gives the unit: a file that
+                      gives it other points fails (it was graded with
+                      another suite or other settings)
+      --classroom     Also write the result for GitHub Classroom's reporter
+                      (`result=…` in the file $GITHUB_OUTPUT names) and exit
+                      with status 0 whatever the result
+  -h, --help          Print help
+",
+    },
 ];
 
 /// The commands of course authors and instructors, run by `workbook-admin`.
-const ADMIN: [(&str, &str); 5] = [
+const ADMIN: [(&str, &str); 6] = [
     ("verify", "Run every check CI runs on the course"),
     (
         "manifest",
@@ -307,6 +375,10 @@ const ADMIN: [(&str, &str); 5] = [
     (
         "handout",
         "Make the repository students get, without the solutions",
+    ),
+    (
+        "gradebook",
+        "Collect students' `grade --json` files into one table",
     ),
     (
         "mistakes",
@@ -398,7 +470,9 @@ pub fn parse(args: &[OsString], admin: bool) -> Result<Outcome, UsageError> {
         "help" => return help_for(&args[1..], admin),
         _ => {}
     }
-    if ADMIN.iter().any(|(name, _)| *name == first) {
+    // A student copy has no instructors' commands: there, `manifest` and
+    // the others are unknown, like any word that is no command.
+    if admin && ADMIN.iter().any(|(name, _)| *name == first) {
         return Ok(Outcome::Admin {
             command: first.to_string(),
             args: args[1..].to_vec(),
@@ -428,7 +502,7 @@ fn help_for(args: &[OsString], admin: bool) -> Result<Outcome, UsageError> {
             code: 0,
         });
     }
-    if ADMIN.iter().any(|(admin_name, _)| *admin_name == name) {
+    if admin && ADMIN.iter().any(|(admin_name, _)| *admin_name == name) {
         return Ok(Outcome::Admin {
             command: name.to_string(),
             args: vec![OsString::from("--help")],
@@ -547,6 +621,15 @@ pub fn port(word: &str) -> Result<u16, UsageError> {
     })
 }
 
+/// A whole number for an option (`--points N`, `--task N`, `--max N`).
+pub fn number(option: &str, word: &str) -> Result<u32, UsageError> {
+    word.parse().map_err(|_| {
+        UsageError(format!(
+            "`{word}` is not a whole number (usage: --{option} N; see `--help`)"
+        ))
+    })
+}
+
 /// The names of every command, for an error message.
 fn command_names(admin: bool) -> String {
     let mut names: Vec<&str> = COMMANDS.iter().map(|spec| spec.name).collect();
@@ -650,8 +733,8 @@ mod tests {
     fn mistakes_are_one_line_usage_errors() {
         assert_eq!(
             error(&["grade", "--jsn"]),
-            "unexpected argument `--jsn` (usage: cargo workbook grade [--json] [--junit FILE] [LAB]; \
-             see `cargo workbook grade --help`)"
+            "unexpected argument `--jsn` (usage: cargo workbook grade [--json] [--junit FILE] \
+             [--csv FILE] [--granularity G] [--points N] [LAB]; see `cargo workbook grade --help`)"
         );
         assert!(error(&["hint"]).starts_with("missing the argument LAB (usage: "));
         assert!(error(&["grade", "01", "02"]).starts_with("unexpected argument `02`"));

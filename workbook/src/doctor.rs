@@ -5,6 +5,13 @@
 //! changed, except that the IPC probes create an object of each kind and
 //! remove it at once (POSIX names follow the grader's pattern, so that
 //! `clean` recognises them should the probe be interrupted).
+//!
+//! Some later chapters lean on things an ordinary user may or may not be
+//! allowed to do: tracing a process (`ptrace`), user and network
+//! namespaces, POSIX message-queue and locked-memory limits. For each,
+//! `doctor` says whether *this* user has it, probing it in a child process
+//! where a setting alone cannot tell (a container's seccomp filter, an
+//! AppArmor rule), and what the course does without it.
 
 use std::ffi::CString;
 use std::fs;
@@ -84,6 +91,7 @@ pub fn run(ws: Option<&Workspace>) -> Result<ExitCode> {
     checks.extend(posix_queues());
     checks.push(rlimit_msgqueue());
     checks.push(rlimit_nofile());
+    checks.extend(privileges());
     checks.push(c_compiler());
     checks.push(ipc_tools());
     checks.push(leftovers());
@@ -438,6 +446,276 @@ fn rlimit_nofile() -> Check {
     }
 }
 
+/// What this user may do that some chapters lean on, one line each.
+fn privileges() -> Vec<Check> {
+    let caps = effective_capabilities();
+    vec![
+        who_am_i(caps),
+        ptrace_check(caps),
+        user_namespaces(),
+        network_namespaces(),
+        mqueue_limits(caps),
+        memlock_check(caps),
+    ]
+}
+
+/// Capabilities the labs care about, by number (capability(7)).
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_IPC_LOCK: u32 = 14;
+const CAP_IPC_OWNER: u32 = 15;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// The effective capability set (`CapEff` of `/proc/self/status`), or 0.
+fn effective_capabilities() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let hex = line.strip_prefix("CapEff:")?.trim();
+                u64::from_str_radix(hex, 16).ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// True when `caps` holds capability number `cap`.
+fn has(caps: u64, cap: u32) -> bool {
+    caps & (1u64 << cap) != 0
+}
+
+/// Which user this is, and whether its privileges make results differ
+/// from a student's.
+fn who_am_i(caps: u64) -> Check {
+    // SAFETY: geteuid(2) cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let names: Vec<&str> = [
+        (CAP_DAC_OVERRIDE, "CAP_DAC_OVERRIDE"),
+        (CAP_IPC_OWNER, "CAP_IPC_OWNER"),
+        (CAP_IPC_LOCK, "CAP_IPC_LOCK"),
+        (CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"),
+        (CAP_SYS_PTRACE, "CAP_SYS_PTRACE"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| has(caps, *cap))
+    .map(|(_, name)| name)
+    .collect();
+    if names.is_empty() {
+        return Check::ok(format!(
+            "privileges: uid {euid}, no capability that bypasses a check (as a student works)"
+        ));
+    }
+    Check::warn(
+        format!(
+            "privileges: uid {euid} with {}: permission checks and limits do not bind you as \
+             they bind a student",
+            names.join(", ")
+        ),
+        "the grader drops what it must for the permission tests; to see what a student sees, \
+         work as an ordinary user",
+    )
+}
+
+/// How a probe in a child process came out.
+enum Probe {
+    /// The call succeeded.
+    Works,
+    /// It failed with this errno.
+    Refused(i32),
+    /// The probe itself could not run.
+    Unknown,
+}
+
+/// Runs `call` in a forked child and reports whether it returned 0. The
+/// child calls nothing but `call` and `_exit`, so forking is safe here.
+fn probe_in_child(call: fn() -> i32) -> Probe {
+    // SAFETY: the child runs only async-signal-safe calls (`call` makes one
+    // system call) and leaves with `_exit`; the parent reaps it.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Probe::Unknown;
+        }
+        if pid == 0 {
+            let errno = if call() == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::_exit(errno.clamp(0, 254));
+        }
+        let mut status = 0;
+        if libc::waitpid(pid, &mut status, 0) != pid || !libc::WIFEXITED(status) {
+            return Probe::Unknown;
+        }
+        match libc::WEXITSTATUS(status) {
+            0 => Probe::Works,
+            errno => Probe::Refused(errno),
+        }
+    }
+}
+
+/// The text of an errno.
+fn errno_text(errno: i32) -> String {
+    std::io::Error::from_raw_os_error(errno).to_string()
+}
+
+/// `ptrace`: Yama's `ptrace_scope`, `CAP_SYS_PTRACE`, and a probe
+/// (`PTRACE_TRACEME` in a child), which a seccomp filter may refuse.
+fn ptrace_check(caps: u64) -> Check {
+    let scope = read_number("/proc/sys/kernel/yama/ptrace_scope");
+    let probe = probe_in_child(|| {
+        // SAFETY: PTRACE_TRACEME takes no pointer; the child exits at once.
+        unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) as i32 }
+    });
+    let cap = has(caps, CAP_SYS_PTRACE);
+    let scope_text = match scope {
+        None => "no Yama ptrace_scope (classic rules: any process of your own)".to_string(),
+        Some(0) => "Yama ptrace_scope 0 (any process of your own)".to_string(),
+        Some(1) => "Yama ptrace_scope 1 (only your descendants)".to_string(),
+        Some(2) => "Yama ptrace_scope 2 (only with CAP_SYS_PTRACE)".to_string(),
+        Some(n) => format!("Yama ptrace_scope {n} (no ptrace at all)"),
+    };
+    match probe {
+        Probe::Refused(errno) => Check::warn(
+            format!(
+                "ptrace: refused here ({}); {scope_text}: the process-control chapter's tracer \
+                 cannot run",
+                errno_text(errno)
+            ),
+            "in a container, allow ptrace (docker run --cap-add SYS_PTRACE, or a seccomp \
+             profile that permits it); on a machine, sudo sysctl kernel.yama.ptrace_scope=1",
+        ),
+        _ if scope.is_some_and(|s| s >= 3) || (scope == Some(2) && !cap) => Check::warn(
+            format!("ptrace: {scope_text}: you cannot trace even your own children"),
+            "sudo sysctl kernel.yama.ptrace_scope=1 (tracing your own children is all the \
+             course needs)",
+        ),
+        _ => Check::ok(format!(
+            "ptrace: you may trace the programs you start ({scope_text}{})",
+            if cap { "; you have CAP_SYS_PTRACE" } else { "" }
+        )),
+    }
+}
+
+/// Unprivileged user namespaces, probed with `unshare(CLONE_NEWUSER)`.
+fn user_namespaces() -> Check {
+    let max = read_number("/proc/sys/user/max_user_namespaces");
+    let probe = probe_in_child(|| {
+        // SAFETY: unshare(2) takes flags only; the child exits at once.
+        unsafe { libc::unshare(libc::CLONE_NEWUSER) }
+    });
+    match probe {
+        Probe::Works => Check::ok(format!(
+            "user namespaces: you may create one (max_user_namespaces {})",
+            max.map_or_else(|| "?".to_string(), |m| m.to_string())
+        )),
+        Probe::Refused(errno) => Check::warn(
+            format!(
+                "user namespaces: unshare(CLONE_NEWUSER) is refused ({}): what needs one \
+                 (a network namespace of your own) checks the ordinary path instead",
+                errno_text(errno)
+            ),
+            "allow them: sudo sysctl user.max_user_namespaces=15000 (Debian: \
+             kernel.unprivileged_userns_clone=1; Ubuntu 24.04: \
+             kernel.apparmor_restrict_unprivileged_userns=0)",
+        ),
+        Probe::Unknown => Check::warn(
+            "user namespaces: could not probe (fork failed)",
+            "run `unshare --user true` to see",
+        ),
+    }
+}
+
+/// A network namespace of one's own: `unshare(CLONE_NEWNET)` directly (as
+/// root), or inside a new user namespace (as anyone else).
+fn network_namespaces() -> Check {
+    let direct = probe_in_child(|| {
+        // SAFETY: unshare(2) takes flags only; the child exits at once.
+        unsafe { libc::unshare(libc::CLONE_NEWNET) }
+    });
+    if let Probe::Works = direct {
+        return Check::ok(
+            "network namespaces: you may create one (the network chapter can run a second \
+             host)",
+        );
+    }
+    let nested = probe_in_child(|| {
+        // SAFETY: as above.
+        unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) }
+    });
+    match nested {
+        Probe::Works => Check::ok(
+            "network namespaces: you may create one inside a user namespace of your own \
+             (the network chapter can run a second host)",
+        ),
+        Probe::Refused(errno) => Check::warn(
+            format!(
+                "network namespaces: refused ({}): the network chapter's tests check the \
+                 single-host path instead, and say so",
+                errno_text(errno)
+            ),
+            "allow unprivileged user namespaces (see above), or work where you are root",
+        ),
+        Probe::Unknown => Check::warn(
+            "network namespaces: could not probe (fork failed)",
+            "run `unshare --user --net true` to see",
+        ),
+    }
+}
+
+/// POSIX message-queue limits: the system's (`/proc/sys/fs/mqueue`) and
+/// whether this user may go past them.
+fn mqueue_limits(caps: u64) -> Check {
+    let limit = |name: &str| read_number(&format!("/proc/sys/fs/mqueue/{name}"));
+    let (Some(queues), Some(msg_max), Some(size_max)) =
+        (limit("queues_max"), limit("msg_max"), limit("msgsize_max"))
+    else {
+        return Check::warn(
+            "POSIX message-queue limits: /proc/sys/fs/mqueue cannot be read",
+            "is /proc mounted? (the POSIX message queue chapter reads these limits)",
+        );
+    };
+    let beyond = if has(caps, CAP_SYS_RESOURCE) {
+        "; you have CAP_SYS_RESOURCE, so you may go past msg_max and msgsize_max, which a \
+         student may not"
+    } else {
+        "; mq_open beyond them fails with EINVAL (EMFILE past RLIMIT_MSGQUEUE)"
+    };
+    Check::ok(format!(
+        "POSIX message-queue limits: queues_max {queues}, msg_max {msg_max} messages, \
+         msgsize_max {size_max} bytes{beyond}"
+    ))
+}
+
+/// `RLIMIT_MEMLOCK`: how much this user may lock (`mlock`, `SHM_LOCK`).
+fn memlock_check(caps: u64) -> Check {
+    let Some((soft, hard)) = rlimit(libc::RLIMIT_MEMLOCK) else {
+        return Check::warn("cannot read RLIMIT_MEMLOCK", "run `ulimit -l` to see it");
+    };
+    let what = format!(
+        "RLIMIT_MEMLOCK (ulimit -l): {} bytes you may lock with mlock or SHM_LOCK (hard limit {})",
+        show_limit(soft),
+        show_limit(hard)
+    );
+    if has(caps, CAP_IPC_LOCK) {
+        return Check::ok(format!(
+            "{what}; you have CAP_IPC_LOCK, so the limit does not bind you (it binds a student)"
+        ));
+    }
+    // 64 KiB was the kernel's default before Linux 5.16: a page or two.
+    if soft < 64 * 1024 {
+        Check::warn(
+            format!("{what}: less than a few pages"),
+            "ulimit -l 65536 (or raise `memlock` in /etc/security/limits.conf)",
+        )
+    } else {
+        Check::ok(what)
+    }
+}
+
 /// `cc` on `PATH`: Rust links with it, and later chapters compile C.
 fn c_compiler() -> Check {
     if let Some(cc) = on_path("cc") {
@@ -708,6 +986,33 @@ mod tests {
         assert_eq!(human(512), "512 bytes");
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(human(25 * 1024 * 1024 * 1024), "25.0 GiB");
+    }
+
+    #[test]
+    fn capabilities_are_read_by_number() {
+        let caps = (1u64 << CAP_IPC_LOCK) | (1u64 << CAP_SYS_PTRACE);
+        assert!(has(caps, CAP_IPC_LOCK));
+        assert!(has(caps, CAP_SYS_PTRACE));
+        assert!(!has(caps, CAP_SYS_ADMIN));
+        assert!(who_am_i(0).what.contains("no capability"));
+    }
+
+    #[test]
+    fn every_privilege_is_named() {
+        let lines: Vec<String> = privileges().into_iter().map(|c| c.what).collect();
+        for (feature, line) in [
+            "privileges:",
+            "ptrace:",
+            "user namespaces:",
+            "network namespaces:",
+            "POSIX message-queue limits:",
+            "RLIMIT_MEMLOCK",
+        ]
+        .into_iter()
+        .zip(&lines)
+        {
+            assert!(line.starts_with(feature), "{feature}: {line}");
+        }
     }
 
     #[test]

@@ -52,6 +52,52 @@ impl Json {
         }
     }
 
+    /// The items, if this is an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The number as a non-negative integer, if it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The number, if this is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// A number value with one decimal, e.g. a duration in seconds.
+    pub fn decimal(value: f64) -> Json {
+        if value.is_finite() {
+            Json::Number(format!("{value:.1}"))
+        } else {
+            Json::Null
+        }
+    }
+
+    /// `null` for `None`, a string otherwise.
+    pub fn optional_string(text: Option<&str>) -> Json {
+        text.map_or(Json::Null, Json::string)
+    }
+
     /// On one line, without spaces: `{"a":[1,2]}`.
     pub fn compact(&self) -> String {
         let mut out = String::new();

@@ -18,7 +18,10 @@
 //!
 //! A lab that does not compile gets one `<testcase name="build">` with an
 //! `<error>`; tests announced but never reported (the test binary crashed)
-//! get one `<error>` test case too, so the totals stay honest.
+//! get one `<error>` test case too, so the totals stay honest. A lab whose
+//! grading files were changed is failed whole: every one of its test
+//! cases is a `<failure>` whose message gives the reason (`grade void: …`),
+//! passing ones included, and its properties say so (`tamper`).
 
 use crate::grade::{LabGrade, State};
 use crate::manifest::Tamper;
@@ -38,6 +41,13 @@ pub fn report(grades: &[LabGrade], tamper: &Tamper) -> String {
         Tamper::Differ(_) => "false",
         Tamper::NoManifest | Tamper::Unknown(_) => "unknown",
     };
+    let as_shipped = |grade: &LabGrade| {
+        if grade.tamper.is_some() {
+            "false"
+        } else {
+            as_shipped
+        }
+    };
     for (suite, grade) in suites.iter().zip(grades) {
         xml.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\">\n",
@@ -47,12 +57,20 @@ pub fn report(grades: &[LabGrade], tamper: &Tamper) -> String {
             suite.errors()
         ));
         xml.push_str("    <properties>\n");
-        for (name, value) in [
+        let earned = grade.points.earned.to_string();
+        let possible = grade.points.possible.to_string();
+        let mut properties = vec![
             ("title", grade.title.as_str()),
             ("package", grade.package.as_str()),
             ("state", grade.state.name()),
-            ("grading-files-as-shipped", as_shipped),
-        ] {
+            ("grading-files-as-shipped", as_shipped(grade)),
+            ("points-earned", earned.as_str()),
+            ("points-possible", possible.as_str()),
+        ];
+        if let Some(reason) = &grade.tamper {
+            properties.push(("tamper", reason.as_str()));
+        }
+        for (name, value) in properties {
             xml.push_str(&format!(
                 "      <property name=\"{name}\" value=\"{}\"/>\n",
                 escape(value)
@@ -89,7 +107,9 @@ impl Suite {
             return Suite { cases };
         }
         for test in &grade.tests {
-            let verdict = if test.passed {
+            let verdict = if let Some(reason) = &grade.tamper {
+                Verdict::Failure(format!("grade void: {reason}"))
+            } else if test.passed {
                 Verdict::Passed
             } else {
                 Verdict::Failure(
@@ -207,7 +227,10 @@ mod tests {
             total,
             state,
             error: None,
+            tamper: None,
             tests,
+            tasks: Vec::new(),
+            points: Default::default(),
         }
     }
 
@@ -216,6 +239,8 @@ mod tests {
             name: name.to_string(),
             passed: message.is_none(),
             message: message.map(str::to_string),
+            task: None,
+            points: None,
         }
     }
 
@@ -260,6 +285,24 @@ mod tests {
         ));
         assert!(xml.contains("2 tests never reported a result"), "{xml}");
         assert!(xml.contains(r#"value="unknown""#));
+    }
+
+    #[test]
+    fn a_lab_whose_grading_files_changed_fails_whole_with_the_reason() {
+        let mut void = grade(State::Tampered, vec![test("a", None)], 1);
+        void.tamper = Some("tests/snapshots/pipes__a.snap: changed".to_string());
+        let xml = report(&[void], &Tamper::AsShipped);
+        assert!(
+            xml.contains(r#"tests="1" failures="1" errors="0""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                r#"<failure message="grade void: tests/snapshots/pipes__a.snap: changed">"#
+            )
+        );
+        assert!(xml.contains(r#"<property name="grading-files-as-shipped" value="false"/>"#));
+        assert!(xml.contains(r#"<property name="state" value="tampered"/>"#));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The course CLI's library: everything `cargo workbook` does for students
-//! (`grade`, `watch`, `hint`, `reset`, `trace`, `doctor`, `clean`, `serve`, `build`),
-//! and what the instructors' tool (`workbook-admin`) builds on: finding the
-//! course and its labs, running cargo, reading test output, grading, the
-//! checksum manifests.
+//! (`grade`, `watch`, `hint`, `reset`, `trace`, `doctor`, `clean`, `serve`,
+//! `build`, and `score`, which the autograding workflow runs), and what the
+//! instructors' tool (`workbook-admin`) builds on: finding the course and its
+//! labs, running cargo, reading test output, what each suite grades and how
+//! it turns into points, grading, the checksum manifests.
 //!
 //! It depends on `anyhow` and `libc` only, and on no procedural macro, so
 //! that a student's first `cargo workbook hint` compiles in seconds.
@@ -21,8 +22,10 @@ pub mod libtest;
 pub mod manifest;
 pub mod mdbook;
 pub mod minitoml;
+pub mod plan;
 pub mod process;
 pub mod reset;
+pub mod score;
 pub mod sha256;
 pub mod trace;
 pub mod watch;

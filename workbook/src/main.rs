@@ -23,8 +23,9 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context;
+use workbook::plan::{Granularity, Scoring};
 use workbook::workspace::Workspace;
-use workbook::{UsageError, grade, hint, mdbook, process, reset, trace, watch};
+use workbook::{UsageError, grade, hint, mdbook, process, reset, score, trace, watch};
 
 use crate::cli::Parsed;
 
@@ -58,6 +59,7 @@ fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
         // The machine checks work outside a checkout too.
         (Err(_), "doctor") => return doctor(None),
         (Err(_), "clean") => return clean(parsed.flag("dry-run")),
+        (Err(_), "score") => return run_score(&parsed, &cwd),
         (Err(err), _) => return Err(err),
     };
     run_command(&ws, &parsed, &cwd)
@@ -67,13 +69,17 @@ fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
 fn run_command(ws: &Workspace, parsed: &Parsed, cwd: &Path) -> anyhow::Result<ExitCode> {
     match parsed.command {
         "grade" => {
-            let junit = parsed.value("junit").map(Path::new);
+            let scoring = scoring(parsed)?;
             let output = grade::Output {
                 json: parsed.flag("json"),
-                junit,
+                json_file: parsed.value("json-file").map(Path::new),
+                junit: parsed.value("junit").map(Path::new),
+                csv: parsed.value("csv").map(Path::new),
+                scoring,
             };
             grade::run(ws, parsed.positional(0), &output, cwd)
         }
+        "score" => run_score(parsed, cwd),
         "watch" => watch::run(ws, parsed.positional(0), parsed.flag("poll")),
         "hint" => {
             let lab = parsed.positional(0).context("hint needs a LAB")?;
@@ -105,9 +111,55 @@ fn run_command(ws: &Workspace, parsed: &Parsed, cwd: &Path) -> anyhow::Result<Ex
     }
 }
 
-/// True when the checkout around `cwd` has the instructors' package.
+/// `score FILE LAB [--task N | --test NAME] [--max N] [--classroom]`,
+/// which needs no checkout: it only reads FILE.
+fn run_score(parsed: &Parsed, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let file = parsed.positional(0).context("score needs a FILE")?;
+    let lab = parsed.positional(1).context("score needs a LAB")?;
+    let unit = match (parsed.value("task"), parsed.value("test")) {
+        (Some(_), Some(_)) => {
+            return Err(UsageError(
+                "give --task or --test, not both (usage: cargo workbook score \
+                     [--task N | --test NAME] FILE LAB)"
+                    .to_string(),
+            )
+            .into());
+        }
+        (Some(task), None) => score::Unit::Task(cli::number("task", task)?),
+        (None, Some(test)) => score::Unit::Test(test.to_string()),
+        (None, None) => score::Unit::Lab,
+    };
+    let request = score::Request {
+        file: &cwd.join(file),
+        lab,
+        unit,
+        max: parsed
+            .value("max")
+            .map(|m| cli::number("max", m))
+            .transpose()?,
+        classroom: parsed.flag("classroom"),
+    };
+    score::run(&request)
+}
+
+/// `--granularity` and `--points` of `grade`.
+fn scoring(parsed: &Parsed) -> anyhow::Result<Scoring> {
+    let mut scoring = Scoring::default();
+    if let Some(word) = parsed.value("granularity") {
+        scoring.granularity =
+            Granularity::parse(word).map_err(|err| UsageError(format!("{err}")))?;
+    }
+    if let Some(word) = parsed.value("points") {
+        scoring.per_test = cli::number("points", word)?;
+    }
+    Ok(scoring)
+}
+
+/// False inside a student copy, which has no `workbook-admin/`: there the
+/// instructors' commands do not exist. Outside any checkout they are known
+/// (and fail, like every command, for want of a checkout).
 fn has_admin(cwd: &Path) -> bool {
-    Workspace::discover(cwd).is_ok_and(|ws| admin_manifest(&ws).is_file())
+    Workspace::discover(cwd).map_or(true, |ws| admin_manifest(&ws).is_file())
 }
 
 /// `workbook-admin/Cargo.toml` of the checkout.

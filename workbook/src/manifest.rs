@@ -6,17 +6,28 @@
 //! relative to the workspace root, `#` comments), so anyone can check them
 //! without this tool: `sha256sum --check tests/MANIFEST.sha256`.
 //!
-//! * `tests/MANIFEST.sha256` lists the **grading files**: everything under
-//!   `tests/` (suites, snapshots, the grader), insta's settings
-//!   (`.config/insta.yaml`, which could make every snapshot pass), the
-//!   workspace `Cargo.toml` and each lab's `Cargo.toml` (which say which
-//!   suite and which grader a lab runs). A student never needs to change
-//!   one of them.
+//! * `tests/MANIFEST.sha256` lists the **grading files**: every file that
+//!   can change how a lab is built or how its suite runs and judges it.
+//!   That is everything under `tests/` (suites, snapshots, the grader) and
+//!   `workbook/` (this tool, which grades), every `Cargo.toml`,
+//!   `Cargo.lock`, `build.rs` and `rust-toolchain[.toml]` anywhere, every
+//!   file under any `.cargo/` or `.config/` directory (cargo's settings,
+//!   insta's), insta's other settings files, and `.github/` (the
+//!   autograding workflow's neighbours). A student never needs to change
+//!   one of them, and a file of one of these kinds that the manifest does
+//!   not list (a `build.rs` added to a lab, a `.cargo/config.toml` in a lab
+//!   directory) counts as a change too. Build output (`target/`) and
+//!   version control (`.git/`) are not looked at, nor are editor backups.
 //! * `labs/MANIFEST.sha256` lists every file of every lab as shipped: the
 //!   TODO stubs, the given CLI, `lab.toml`, the examples.
 //!
-//! Course authors rewrite both with `cargo workbook manifest` after changing
-//! any of those files; `cargo workbook verify` fails while they are stale.
+//! The grading manifest is itself pinned: the handout writes its SHA-256
+//! into the autograding workflow (`WORKBOOK_MANIFEST_SHA256`), so a
+//! manifest rewritten to match changed files is caught too.
+//!
+//! Course authors rewrite both with `cargo workbook manifest` (an
+//! instructors' command, absent from a student copy) after changing any of
+//! those files; `cargo workbook verify` fails while they are stale.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +36,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::sha256::{self, Sha256};
-use crate::workspace::Workspace;
+use crate::workspace::{Lab, Workspace};
 use anyhow::{Context, Result, bail};
 
 /// Which of the two manifests.
@@ -54,18 +65,20 @@ impl Kind {
         match self {
             Kind::Grading => {
                 "\
-# SHA-256 of every file that decides a grade, as shipped: the grading suites,
-# snapshots and grader under tests/, insta's settings, the workspace manifest
-# and each lab's Cargo.toml. `cargo workbook grade` warns when the checkout
-# differs; check by hand with `sha256sum --check tests/MANIFEST.sha256`.
-# Course authors rewrite it with `cargo workbook manifest`.
+# SHA-256 of every file that decides a grade, as shipped: everything under
+# tests/ (suites, snapshots, the grader) and workbook/ (the grading tool),
+# every Cargo.toml, Cargo.lock, build.rs and rust-toolchain file, and every
+# file under .cargo/, .config/ and .github/. A file of those kinds that is not
+# listed here counts as a change too. `cargo workbook grade` fails the labs
+# concerned when the checkout differs; check by hand with
+# `sha256sum --check tests/MANIFEST.sha256`.
 "
             }
             Kind::Labs => {
                 "\
 # SHA-256 of every file of every lab as shipped (the TODO stubs among them).
 # `cargo workbook reset LAB` looks these versions up in the git history to put
-# a lab back as it was. Course authors rewrite it with `cargo workbook manifest`.
+# a lab back as it was.
 "
             }
         }
@@ -76,15 +89,12 @@ impl Kind {
         let mut found = Vec::new();
         match self {
             Kind::Grading => {
-                collect(&ws.root, &ws.root.join("tests"), &mut found)?;
-                for extra in [".config/insta.yaml", "Cargo.toml"] {
-                    if ws.root.join(extra).is_file() {
-                        found.push(extra.to_string());
+                let skip = skipped_dirs(ws);
+                walk(&ws.root, &ws.root, &skip, &mut |relative| {
+                    if is_grading_path(relative) {
+                        found.push(relative.to_string());
                     }
-                }
-                for lab in &ws.labs {
-                    found.push(format!("labs/{}/Cargo.toml", lab.name));
-                }
+                })?;
             }
             Kind::Labs => {
                 for lab in &ws.labs {
@@ -97,6 +107,104 @@ impl Kind {
         found.dedup();
         Ok(found)
     }
+}
+
+/// The file that pins the grading manifest's digest in a student copy
+/// (never listed in the manifest it pins).
+pub const PIN_FILE: &str = ".github/workflows/classroom.yml";
+
+/// The name under which the pin is written, in the workflow's `env:` and
+/// in the environment of a graded run.
+pub const PIN_VARIABLE: &str = "WORKBOOK_MANIFEST_SHA256";
+
+/// File names that can change a build or a test run wherever they are.
+const GRADING_NAMES: [&str; 7] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "build.rs",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+    "insta.yaml",
+    ".insta.yaml",
+];
+
+/// Top-level directories whose every file decides a grade.
+const GRADING_TREES: [&str; 3] = ["tests", "workbook", ".github"];
+
+/// Directories, wherever they are, whose every file decides a grade:
+/// cargo's configuration and insta's.
+const GRADING_DIRS: [&str; 2] = [".cargo", ".config"];
+
+/// True for a path (relative to the root, with `/`) that the grading
+/// manifest covers.
+pub fn is_grading_path(relative: &str) -> bool {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let Some((name, dirs)) = parts.split_last() else {
+        return false;
+    };
+    if relative == PIN_FILE || relative == Kind::Grading.file() || is_dropping(name) {
+        return false;
+    }
+    GRADING_NAMES.contains(name)
+        || dirs.first().is_some_and(|top| GRADING_TREES.contains(top))
+        || dirs.iter().any(|dir| GRADING_DIRS.contains(dir))
+}
+
+/// Editor backups and swap files, and pending snapshots: never read by a
+/// build or a test run, so left out wherever they are.
+fn is_dropping(name: &str) -> bool {
+    name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swo")
+        || name.starts_with(".#")
+        || name == ".DS_Store"
+        || name.ends_with(".snap.new")
+        || name.ends_with(".pending-snap")
+}
+
+/// Directories the grading walk does not enter: version control, the
+/// build output at the root, and `CARGO_TARGET_DIR` when it is inside.
+fn skipped_dirs(ws: &Workspace) -> Vec<PathBuf> {
+    let mut skip = vec![ws.root.join("target")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let dir = ws.root.join(dir);
+        if dir.starts_with(&ws.root) && dir != ws.root {
+            skip.push(dir);
+        }
+    }
+    skip
+}
+
+/// Calls `found` with every file and symbolic link under `dir` (relative
+/// to `root`, with `/`), not following links and not entering `.git` or
+/// the directories in `skip`. A symbolic link is reported like a file: the
+/// manifest records where it points.
+fn walk(root: &Path, dir: &Path, skip: &[PathBuf], found: &mut dyn FnMut(&str)) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        paths.push(entry.path());
+    }
+    paths.sort();
+    for path in paths {
+        let kind = fs::symlink_metadata(&path)
+            .with_context(|| format!("cannot inspect {}", path.display()))?
+            .file_type();
+        if kind.is_dir() {
+            let name = path.file_name().unwrap_or_default();
+            if name != ".git" && !skip.contains(&path) {
+                walk(root, &path, skip, found)?;
+            }
+        } else if kind.is_file() || kind.is_symlink() {
+            found(&relative_slash(root, &path));
+        }
+    }
+    Ok(())
 }
 
 /// Digests by path (relative to the workspace root, with `/`).
@@ -115,13 +223,19 @@ pub enum Difference {
     Missing(String),
     /// The checkout has it, the manifest does not list it.
     Added(String),
+    /// The manifest itself is not the one shipped: its digest differs from
+    /// the one the autograding workflow pins.
+    NotShipped(String),
 }
 
 impl Difference {
     /// The path concerned.
     pub fn path(&self) -> &str {
         match self {
-            Difference::Changed(p) | Difference::Missing(p) | Difference::Added(p) => p,
+            Difference::Changed(p)
+            | Difference::Missing(p)
+            | Difference::Added(p)
+            | Difference::NotShipped(p) => p,
         }
     }
 }
@@ -132,6 +246,10 @@ impl fmt::Display for Difference {
             Difference::Changed(p) => write!(f, "{p}: changed"),
             Difference::Missing(p) => write!(f, "{p}: missing"),
             Difference::Added(p) => write!(f, "{p}: added"),
+            Difference::NotShipped(p) => write!(
+                f,
+                "{p}: not the one shipped (its SHA-256 differs from the one {PIN_FILE} pins)"
+            ),
         }
     }
 }
@@ -141,7 +259,7 @@ impl Manifest {
     pub fn compute(ws: &Workspace, kind: Kind) -> Result<Manifest> {
         let mut entries = BTreeMap::new();
         for path in kind.files(ws)? {
-            let digest = sha256_file(&ws.root.join(&path))?;
+            let digest = digest_of(&ws.root.join(&path))?;
             entries.insert(path, digest);
         }
         Ok(Manifest { entries })
@@ -264,21 +382,31 @@ pub enum Tamper {
 }
 
 impl Tamper {
-    /// The warning to print first, or `None` when all is as shipped.
+    /// True when the grading files are exactly as shipped.
+    pub fn is_as_shipped(&self) -> bool {
+        *self == Tamper::AsShipped
+    }
+
+    /// The message to print first, or `None` when all is as shipped. It
+    /// gives no advice but to put the files back: a student copy has no
+    /// command that rewrites the manifest, and needs none.
     pub fn warning(&self) -> Option<String> {
         match self {
             Tamper::AsShipped => None,
             Tamper::NoManifest => Some(format!(
-                "WARNING: {} is missing, so nobody can tell whether the grading suites are \
-                 as shipped. Get it back from your course repository.",
+                "GRADING FILES: {} is missing, so nobody can tell whether the files that \
+                 decide a grade are as shipped: every lab is graded as failed. Get it back \
+                 from your course repository (e.g. `git checkout -- {}`).",
+                Kind::Grading.file(),
                 Kind::Grading.file()
             )),
             Tamper::Unknown(why) => Some(format!(
-                "WARNING: cannot tell whether the grading suites are as shipped: {why}"
+                "GRADING FILES: cannot tell whether the files that decide a grade are as \
+                 shipped, so every lab is graded as failed: {why}"
             )),
             Tamper::Differ(differences) => {
-                let mut text = "WARNING: the files that decide your grade differ from what \
-                                was shipped, so this grade does not count:\n"
+                let mut text = "GRADING FILES: the files that decide a grade differ from what \
+                                was shipped, so the labs they concern are graded as failed:\n"
                     .to_string();
                 for difference in differences.iter().take(10) {
                     text.push_str(&format!("  {difference}\n"));
@@ -287,9 +415,8 @@ impl Tamper {
                     text.push_str(&format!("  … and {} more\n", differences.len() - 10));
                 }
                 text.push_str(
-                    "  Put them back as shipped (e.g. `git checkout -- tests/`); only your \
-                     labs' src/ is yours to change. Course authors who changed them on \
-                     purpose run `cargo workbook manifest`.",
+                    "  Put them back as shipped (e.g. `git checkout -- tests/`, and remove what \
+                     you added); only your labs' src/ is yours to change.",
                 );
                 Some(text)
             }
@@ -303,10 +430,111 @@ impl Tamper {
             _ => Vec::new(),
         }
     }
+
+    /// Everything either check found: differences are merged, and a check
+    /// that could not tell wins over one that could.
+    pub fn combine(self, other: Tamper) -> Tamper {
+        match (self, other) {
+            (Tamper::AsShipped, other) => other,
+            (this @ (Tamper::NoManifest | Tamper::Unknown(_)), _) => this,
+            (Tamper::Differ(_), other @ (Tamper::NoManifest | Tamper::Unknown(_))) => other,
+            (this @ Tamper::Differ(_), Tamper::AsShipped) => this,
+            (Tamper::Differ(mut mine), Tamper::Differ(theirs)) => {
+                for difference in theirs {
+                    if !mine.contains(&difference) {
+                        mine.push(difference);
+                    }
+                }
+                mine.sort_by(|a, b| a.path().cmp(b.path()));
+                Tamper::Differ(mine)
+            }
+        }
+    }
+
+    /// Why `lab`'s grade does not count, or `None` when nothing that
+    /// concerns it changed. A difference concerns one lab when it is the
+    /// lab's suite, one of its snapshots or a file in its directory, and
+    /// every lab otherwise (the grader, the grading tool, cargo's settings,
+    /// the manifest itself …).
+    pub fn reason_for(&self, lab: &Lab) -> Option<String> {
+        match self {
+            Tamper::AsShipped => None,
+            Tamper::NoManifest => Some(format!("{} is missing", Kind::Grading.file())),
+            Tamper::Unknown(why) => Some(format!(
+                "cannot tell whether the grading files are as shipped: {why}"
+            )),
+            Tamper::Differ(differences) => {
+                let concern: Vec<String> = differences
+                    .iter()
+                    .filter(|d| concerns(d.path(), lab))
+                    .map(ToString::to_string)
+                    .collect();
+                if concern.is_empty() {
+                    return None;
+                }
+                let shown: Vec<&str> = concern.iter().take(3).map(String::as_str).collect();
+                let more = concern.len().saturating_sub(shown.len());
+                let tail = if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                };
+                Some(format!(
+                    "the files that decide a grade were changed: {}{tail}",
+                    shown.join("; ")
+                ))
+            }
+        }
+    }
 }
 
-/// Compares the grading files with `tests/MANIFEST.sha256`; a comparison
-/// that fails is reported as [`Tamper::Unknown`], never stops a grade.
+/// True when a change to `path` (relative to the root) can change `lab`'s
+/// grade. Only a lab's own suite, snapshots and directory are its alone.
+pub fn concerns(path: &str, lab: &Lab) -> bool {
+    match owner(path) {
+        Some(owner) => owner.matches_lab(lab),
+        None => true,
+    }
+}
+
+/// Whose a grading file is, when it is one lab's alone.
+enum Owner<'a> {
+    /// `labs/NN-topic/…` or `tests/NN-topic.rs`.
+    Dir(&'a str),
+    /// `tests/snapshots/topic__….snap`.
+    Topic(&'a str),
+}
+
+impl Owner<'_> {
+    fn matches_lab(&self, lab: &Lab) -> bool {
+        match self {
+            Owner::Dir(name) => *name == lab.name,
+            Owner::Topic(topic) => *topic == lab.test_target(),
+        }
+    }
+}
+
+/// The one lab a path belongs to, or `None` for a file every lab depends on.
+fn owner(path: &str) -> Option<Owner<'_>> {
+    if let Some(rest) = path.strip_prefix("labs/") {
+        let dir = rest.split('/').next()?;
+        return (rest.len() > dir.len() && Lab::from_dir_name(dir).is_some())
+            .then_some(Owner::Dir(dir));
+    }
+    if let Some(name) = path.strip_prefix("tests/snapshots/") {
+        if name.contains('/') {
+            return None;
+        }
+        let (topic, _) = name.split_once("__")?;
+        return Some(Owner::Topic(topic));
+    }
+    let file = path.strip_prefix("tests/")?.strip_suffix(".rs")?;
+    (!file.contains('/') && Lab::from_dir_name(file).is_some()).then_some(Owner::Dir(file))
+}
+
+/// Compares the grading files with `tests/MANIFEST.sha256` (and that
+/// manifest with the digest the workflow pins); a comparison that fails is
+/// reported as [`Tamper::Unknown`], never stops a grade.
 pub fn tamper_check(ws: &Workspace) -> Tamper {
     compare_grading_files(ws).unwrap_or_else(|err| Tamper::Unknown(format!("{err:#}")))
 }
@@ -317,12 +545,66 @@ fn compare_grading_files(ws: &Workspace) -> Result<Tamper> {
         return Ok(Tamper::NoManifest);
     };
     let actual = Manifest::compute(ws, Kind::Grading)?;
-    let differences = recorded.differences(&actual);
+    let mut differences = recorded.differences(&actual);
+    if let Some(pin) = pinned_digest(ws)? {
+        let digest = sha256_file(&ws.root.join(Kind::Grading.file()))?;
+        if pin.as_deref() != Some(digest.as_str()) {
+            differences.insert(0, Difference::NotShipped(Kind::Grading.file().to_string()));
+        }
+    }
     Ok(if differences.is_empty() {
         Tamper::AsShipped
     } else {
         Tamper::Differ(differences)
     })
+}
+
+/// The digest of `tests/MANIFEST.sha256` fixed when the copy was handed
+/// out: `$WORKBOOK_MANIFEST_SHA256` when set (the autograding workflow sets
+/// it), else the line `WORKBOOK_MANIFEST_SHA256: <digest>` of
+/// [`PIN_FILE`]. `None` when there is no pin to check (the course
+/// repository); `Some(None)` when the workflow exists but its pin is gone.
+pub fn pinned_digest(ws: &Workspace) -> Result<Option<Option<String>>> {
+    if let Some(value) = std::env::var_os(PIN_VARIABLE).filter(|v| !v.is_empty()) {
+        return Ok(Some(value.to_str().and_then(parse_digest)));
+    }
+    let path = ws.root.join(PIN_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {PIN_FILE}")),
+    };
+    Ok(Some(pin_in(&text)))
+}
+
+/// The digest on the line `WORKBOOK_MANIFEST_SHA256: <digest>` of a workflow.
+pub fn pin_in(workflow: &str) -> Option<String> {
+    workflow.lines().find_map(|line| {
+        let value = line.trim().strip_prefix(PIN_VARIABLE)?.strip_prefix(':')?;
+        parse_digest(value.trim().trim_matches('"'))
+    })
+}
+
+/// A SHA-256 in hexadecimal, lowercased; `None` if it is not one.
+fn parse_digest(text: &str) -> Option<String> {
+    let text = text.trim();
+    (text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
+/// The digest the manifest records for a path: a file's contents, or for a
+/// symbolic link where it points (a link is never what was shipped).
+fn digest_of(path: &Path) -> Result<String> {
+    let meta =
+        fs::symlink_metadata(path).with_context(|| format!("cannot inspect {}", path.display()))?;
+    if meta.file_type().is_symlink() {
+        let target =
+            fs::read_link(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(sha256(
+            format!("symbolic link to {}", target.display()).as_bytes(),
+        ));
+    }
+    sha256_file(path)
 }
 
 /// The SHA-256 of a file's contents, in lowercase hexadecimal.
@@ -472,7 +754,8 @@ mod tests {
     fn a_tamper_warning_names_the_files() {
         let tamper = Tamper::Differ(vec![Difference::Changed("tests/02-pipes.rs".into())]);
         let warning = tamper.warning().expect("a warning");
-        assert!(warning.starts_with("WARNING: the files that decide your grade"));
+        assert!(warning.starts_with("GRADING FILES: the files that decide a grade differ"));
+        assert!(!warning.contains("cargo workbook manifest"), "{warning}");
         assert!(
             warning.contains("\n  tests/02-pipes.rs: changed\n"),
             "{warning}"

@@ -4,6 +4,12 @@
 //! compiled with `cargo install` into `<target-dir>/workbook-tools`, which
 //! `cargo clean` removes along with everything else. Every later run reuses
 //! it. `WORKBOOK_MDBOOK=/path/to/mdbook` uses an existing binary instead.
+//!
+//! Before mdBook runs, every `{{#include …}}` of every page is checked: mdBook
+//! silently includes nothing for a missing anchor, so a renamed anchor in a
+//! lab would leave a listing out of the book without a word. Here a missing
+//! file, anchor or line range fails the build, naming the chapter and the
+//! anchor.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -84,7 +90,8 @@ pub fn build_captured(ws: &Workspace, dest: &Path) -> Result<Captured> {
     process::capture(&mut cmd)
 }
 
-/// Fails unless `book/book.toml` exists.
+/// Fails unless `book/book.toml` exists and every include of every page
+/// finds its file and anchor.
 fn check_book(ws: &Workspace) -> Result<()> {
     let book_toml = ws.root.join("book/book.toml");
     if !book_toml.is_file() {
@@ -92,6 +99,165 @@ fn check_book(ws: &Workspace) -> Result<()> {
             "there is no book to build: {} is missing",
             ws.relative(&book_toml).display()
         );
+    }
+    let problems = check_includes(ws)?;
+    if !problems.is_empty() {
+        bail!(
+            "the book would leave out {} listing(s):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Every `{{#include}}` (and `{{#rustdoc_include}}`) of every page under
+/// `book/src` whose file, anchor or line range is missing, described with
+/// its chapter: `book/src/02-pipes.md (02 · Pipes), line 458: {{#include
+/// …:pipe_fork}}: no anchor `pipe_fork` in labs/02-pipes/examples/x.rs`.
+pub fn check_includes(ws: &Workspace) -> Result<Vec<String>> {
+    let src = ws.root.join("book/src");
+    let mut pages = Vec::new();
+    markdown_files(&src, &mut pages)?;
+    pages.sort();
+    let mut problems = Vec::new();
+    for page in pages {
+        let text = std::fs::read_to_string(&page)
+            .with_context(|| format!("cannot read {}", page.display()))?;
+        let dir = page.parent().unwrap_or(&src);
+        let chapter = chapter_name(&text, &ws.relative(&page).display().to_string());
+        for (line, include) in includes(&text) {
+            if let Some(problem) = check_include(ws, dir, &include) {
+                problems.push(format!(
+                    "{chapter}, line {line}: {{{{#{} {}}}}}: {problem}",
+                    include.command, include.target
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// `book/src/02-pipes.md (02 · Pipes (管道))`: the page and its first heading.
+fn chapter_name(text: &str, path: &str) -> String {
+    match text.lines().find_map(|l| l.strip_prefix("# ")) {
+        Some(title) => format!("{path} ({})", title.trim()),
+        None => path.to_string(),
+    }
+}
+
+/// One include of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Include {
+    /// `include` or `rustdoc_include`.
+    command: String,
+    /// What follows it: `path`, `path:anchor`, `path:N`, `path:N:M` …
+    target: String,
+}
+
+/// The includes of a page with their line numbers, skipping escaped ones
+/// (`\{{#include …}}`).
+fn includes(text: &str) -> Vec<(usize, Include)> {
+    let mut found = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(at) = rest.find("{{#") {
+            let escaped = rest[..at].ends_with('\\');
+            let after = &rest[at + 3..];
+            let Some(end) = after.find("}}") else {
+                break;
+            };
+            let inner = after[..end].trim();
+            rest = &after[end + 2..];
+            if escaped {
+                continue;
+            }
+            let (command, target) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
+            if command == "include" || command == "rustdoc_include" {
+                found.push((
+                    index + 1,
+                    Include {
+                        command: command.to_string(),
+                        target: target.trim().to_string(),
+                    },
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// What is wrong with one include, if anything.
+fn check_include(ws: &Workspace, dir: &Path, include: &Include) -> Option<String> {
+    let mut parts = include.target.splitn(2, ':');
+    let path = parts.next().unwrap_or("");
+    let selector = parts.next();
+    let file = dir.join(path);
+    let shown = ws
+        .relative(&workspace::lexically_normal(&file))
+        .display()
+        .to_string();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(err) => return Some(format!("cannot read {shown}: {err}")),
+    };
+    let selector = selector?.trim();
+    if selector.is_empty() {
+        return None;
+    }
+    let lines = text.lines().count();
+    let first = selector.split(':').next().unwrap_or("");
+    if let Ok(start) = first.parse::<usize>() {
+        return (start > lines)
+            .then(|| format!("{shown} has {lines} lines, and the range starts at line {start}"));
+    }
+    if selector.split(':').next().is_some_and(str::is_empty) {
+        return None;
+    }
+    let anchor = selector;
+    let names = |marker: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| {
+                let at = l.find(marker)?;
+                let rest = l[at + marker.len()..].trim_start();
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
+                (!name.is_empty()).then_some(name)
+            })
+            .collect()
+    };
+    let starts = names("ANCHOR:");
+    let ends = names("ANCHOR_END:");
+    if !starts.iter().any(|n| n == anchor) {
+        return Some(format!(
+            "no anchor `{anchor}` in {shown} (no line `ANCHOR: {anchor}`)"
+        ));
+    }
+    if !ends.iter().any(|n| n == anchor) {
+        return Some(format!(
+            "anchor `{anchor}` in {shown} has no `ANCHOR_END: {anchor}`"
+        ));
+    }
+    None
+}
+
+/// Every `.md` file under `dir`.
+fn markdown_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            markdown_files(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "md") {
+            found.push(path);
+        }
     }
     Ok(())
 }
@@ -216,4 +382,93 @@ fn path_with(dir: &Path) -> OsString {
 /// `<target-dir>/workbook-tools`, where the pinned mdBook is installed.
 pub fn tools_dir(ws: &Workspace) -> Result<PathBuf> {
     Ok(ws.target_dir()?.join("workbook-tools"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn course() -> (tempdir::Dir, Workspace) {
+        let dir = tempdir::Dir::new();
+        let root = dir.path.clone();
+        for (path, text) in [
+            ("Cargo.toml", "[workspace]\n"),
+            ("labs/.keep", ""),
+            ("book/book.toml", "[book]\n"),
+            (
+                "labs/02-pipes/src/lib.rs",
+                "// ANCHOR: pipe\nfn pipe() {}\n// ANCHOR_END: pipe\n// ANCHOR: open\n",
+            ),
+            (
+                "book/src/02-pipes.md",
+                "# 02 · Pipes\n\n{{#include ../../labs/02-pipes/src/lib.rs:pipe}}\n\
+                 {{#include ../../labs/02-pipes/src/lib.rs:gone}}\n\
+                 {{#include ../../labs/02-pipes/src/lib.rs:open}}\n\
+                 {{#rustdoc_include ../../labs/02-pipes/src/missing.rs}}\n\
+                 {{#include ../../labs/02-pipes/src/lib.rs:2:3}} {{#include ../../labs/02-pipes/src/lib.rs:90}}\n\
+                 \\{{#include not/a/real/include.rs}}\n",
+            ),
+        ] {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, text).expect("write");
+        }
+        let ws = Workspace {
+            root,
+            labs: Vec::new(),
+        };
+        (dir, ws)
+    }
+
+    /// A scratch directory removed on drop.
+    mod tempdir {
+        pub struct Dir {
+            pub path: std::path::PathBuf,
+        }
+
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicUsize, Ordering};
+                static N: AtomicUsize = AtomicUsize::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "workbook-mdbook-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                ));
+                std::fs::create_dir_all(&path).expect("a scratch directory");
+                Dir { path }
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_anchor_file_or_range_names_the_chapter() {
+        let (_dir, ws) = course();
+        let problems = check_includes(&ws).expect("checked");
+        assert_eq!(
+            problems,
+            [
+                "book/src/02-pipes.md (02 · Pipes), line 4: {{#include ../../labs/02-pipes/src/lib.rs:gone}}: \
+                 no anchor `gone` in labs/02-pipes/src/lib.rs (no line `ANCHOR: gone`)",
+                "book/src/02-pipes.md (02 · Pipes), line 5: {{#include ../../labs/02-pipes/src/lib.rs:open}}: \
+                 anchor `open` in labs/02-pipes/src/lib.rs has no `ANCHOR_END: open`",
+                "book/src/02-pipes.md (02 · Pipes), line 6: {{#rustdoc_include ../../labs/02-pipes/src/missing.rs}}: \
+                 cannot read labs/02-pipes/src/missing.rs: No such file or directory (os error 2)",
+                "book/src/02-pipes.md (02 · Pipes), line 7: {{#include ../../labs/02-pipes/src/lib.rs:90}}: \
+                 labs/02-pipes/src/lib.rs has 4 lines, and the range starts at line 90",
+            ]
+        );
+        let err = check_book(&ws).expect_err("the book cannot build");
+        assert!(
+            err.to_string()
+                .starts_with("the book would leave out 4 listing(s):\n  book/src/02-pipes.md (02 · Pipes), line 4"),
+            "{err}"
+        );
+    }
 }

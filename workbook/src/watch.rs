@@ -86,13 +86,13 @@ pub fn run(ws: &Workspace, query: Option<&str>, poll: bool) -> Result<ExitCode> 
             break;
         }
         for wake in &wakes {
-            if let Wake::WatchFailed(err) = wake {
-                if std::mem::take(&mut events) {
-                    eprintln!(
-                        "workbook: file change events stopped ({err}); comparing the files \
-                         every second instead"
-                    );
-                }
+            if let Wake::WatchFailed(err) = wake
+                && std::mem::take(&mut events)
+            {
+                eprintln!(
+                    "workbook: file change events stopped ({err}); comparing the files \
+                     every second instead"
+                );
             }
         }
         let mut changed: Vec<(usize, Option<PathBuf>)> = Vec::new();

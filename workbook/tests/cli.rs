@@ -168,16 +168,23 @@ fn a_student_copy_has_no_instructor_commands() {
     fs::remove_dir_all(course.path("workbook-admin")).expect("remove workbook-admin");
     let output = course.workbook().arg("--help").assert().success();
     let (stdout, _) = texts(output.get_output());
-    for command in ["verify", "manifest", "handout"] {
+    for command in ["verify", "manifest", "handout", "gradebook"] {
         assert!(!stdout.contains(command), "{command} in:\n{stdout}");
     }
-    let output = course.workbook().arg("verify").assert().code(2);
-    let (_, stderr) = texts(output.get_output());
-    assert!(
-        stderr.contains("this student copy does not have workbook-admin/"),
-        "{stderr}"
-    );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Nothing in a student copy rewrites what decides a grade: `manifest`
+    // is no command there, like any other word.
+    for command in ["verify", "manifest"] {
+        let output = course.workbook().arg(command).assert().code(2);
+        let (_, stderr) = texts(output.get_output());
+        assert!(
+            stderr.starts_with(&format!(
+                "workbook: unknown command `{command}` (commands: grade, watch,"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("workbook-admin"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
     assert!(!course.path("cargo-run-args").exists());
 }
 
@@ -193,7 +200,8 @@ fn a_mistyped_option_is_a_one_line_usage_error() {
     assert_eq!(
         stderr,
         "workbook: unexpected argument `--jason` (usage: cargo workbook grade [--json] \
-         [--junit FILE] [LAB]; see `cargo workbook grade --help`)\n"
+         [--junit FILE] [--csv FILE] [--granularity G] [--points N] [LAB]; see `cargo \
+         workbook grade --help`)\n"
     );
 }
 
@@ -327,28 +335,28 @@ fn grade_warns_first_when_the_grading_files_were_changed() {
     let (stdout, _) = texts(output.get_output());
     assert!(
         stdout.starts_with(
-            "WARNING: the files that decide your grade differ from what was shipped, so this grade \
-             does not count:\n  .config/insta.yaml: missing\n  tests/02-pipes.rs: changed\n  \
-             tests/snapshots/pipes__extra.snap: added\n"
+            "GRADING FILES: the files that decide a grade differ from what was shipped, so the \
+             labs they concern are graded as failed:\n  .config/insta.yaml: missing\n  \
+             tests/02-pipes.rs: changed\n  tests/snapshots/pipes__extra.snap: added\n"
         ),
         "{stdout}"
     );
+    assert!(!stdout.contains("cargo workbook manifest"), "{stdout}");
     let output = course
         .workbook()
         .args(["grade", "02", "--json"])
         .assert()
         .code(1);
     let (stdout, stderr) = texts(output.get_output());
-    assert!(
-        stderr.starts_with("WARNING: the files that decide your grade"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("GRADING FILES: "), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
     assert_eq!(report["grading_files"]["as_shipped"], false);
     assert_eq!(
         report["grading_files"]["differences"][1],
         "tests/02-pipes.rs: changed"
     );
+    assert_eq!(report["labs"][0]["state"], "tampered");
+    assert_eq!(report["labs"][0]["points"]["earned"], 0);
 }
 
 #[test]
@@ -367,6 +375,134 @@ fn a_changed_lab_manifest_counts_as_tampering_but_lab_sources_do_not() {
     assert!(!stdout.contains("lib.rs"), "{stdout}");
 }
 
+/// Grades every lab of `course` as JSON: the document and the exit status.
+fn grade_json(course: &Course, env: &[(&str, &str)]) -> (serde_json::Value, Option<i32>) {
+    let mut cmd = course.workbook();
+    cmd.args(["grade", "--json"]);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let output = cmd.output().expect("workbook runs");
+    let (stdout, stderr) = texts(&output);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {stderr}"));
+    (report, output.status.code())
+}
+
+#[test]
+fn files_that_can_change_a_build_fail_the_lab_they_are_in() {
+    for (added, lab) in [
+        ("labs/02-pipes/build.rs", "02-pipes"),
+        ("labs/02-pipes/.cargo/config.toml", "02-pipes"),
+        ("labs/01-processes/rust-toolchain.toml", "01-processes"),
+    ] {
+        let course = Course::new();
+        for n in [1, 2] {
+            course.solve("01-processes", n);
+            course.solve("02-pipes", n);
+        }
+        course.write(added, "// whatever it does\n");
+        let (report, code) = grade_json(&course, &[]);
+        assert_eq!(code, Some(1), "{added}");
+        for entry in report["labs"].as_array().expect("labs") {
+            let this = entry["lab"] == lab;
+            let state = if this { "tampered" } else { "done" };
+            assert_eq!(entry["state"], state, "{added}: {entry}");
+            if this {
+                assert_eq!(entry["points"]["earned"], 0, "{added}");
+                let reason = entry["tamper"].as_str().expect("a reason");
+                assert!(reason.contains(&format!("{added}: added")), "{reason}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_change_made_while_building_or_running_is_caught_after() {
+    for moment in ["build", "run"] {
+        let course = Course::new();
+        for n in [1, 2] {
+            course.solve("02-pipes", n);
+        }
+        let (report, code) = grade_json(&course, &[("FAKE_TAMPER_AT", moment)]);
+        assert_eq!(code, Some(1), "{moment}");
+        let pipes = &report["labs"][1];
+        assert_eq!(pipes["state"], "tampered", "{moment}: {pipes}");
+        assert_eq!(pipes["passed"], 2, "the tests themselves passed");
+        assert!(
+            pipes["tamper"]
+                .as_str()
+                .is_some_and(|r| r.contains("tests/snapshots/pipes__task_1_works.snap: changed")),
+            "{moment}: {pipes}"
+        );
+        let checked = report["grading_files"]["checked"]
+            .as_array()
+            .expect("checks");
+        assert_eq!(
+            checked.len(),
+            5,
+            "before, and after each build and run: {checked:?}"
+        );
+        // Lab 01 depends on no snapshot of lab 02.
+        assert_ne!(report["labs"][0]["state"], "tampered", "{moment}");
+    }
+}
+
+#[test]
+fn a_rewritten_manifest_is_caught_by_the_pinned_digest() {
+    let course = Course::new();
+    for n in [1, 2] {
+        course.solve("02-pipes", n);
+    }
+    let shipped =
+        workbook::manifest::sha256_file(&course.path("tests/MANIFEST.sha256")).expect("a digest");
+    course.write(
+        ".github/workflows/classroom.yml",
+        &format!("env:\n  WORKBOOK_MANIFEST_SHA256: {shipped}\n"),
+    );
+    let (report, _) = grade_json(&course, &[]);
+    assert_eq!(report["labs"][1]["state"], "done", "{report}");
+    // Edit a snapshot, then make the manifest agree with it.
+    course.write("tests/snapshots/pipes__task_1_works.snap", "mine\n");
+    let ws = workbook::workspace::Workspace::discover(&course.root).expect("the course");
+    workbook::manifest::write(&ws).expect("rewritten");
+    let (report, code) = grade_json(&course, &[]);
+    assert_eq!(code, Some(1));
+    for entry in report["labs"].as_array().expect("labs") {
+        assert_eq!(entry["state"], "tampered", "{entry}");
+        assert!(
+            entry["tamper"]
+                .as_str()
+                .is_some_and(|r| r.contains("tests/MANIFEST.sha256: not the one shipped")),
+            "{entry}"
+        );
+    }
+    // The workflow's environment pins it too, and wins.
+    let (report, _) = grade_json(&course, &[("WORKBOOK_MANIFEST_SHA256", &"0".repeat(64))]);
+    assert_eq!(report["labs"][0]["state"], "tampered");
+}
+
+#[test]
+fn grade_writes_a_csv_beside_the_json() {
+    let course = Course::new();
+    course.solve("02-pipes", 1);
+    course
+        .workbook()
+        .args(["grade", "--json", "--csv", "grade.csv", "--points", "3"])
+        .assert()
+        .code(1);
+    let table = course.read("grade.csv");
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        rows[0],
+        "commit,started_at,duration_seconds,lab,title,state,tests_passed,tests_total,\
+         points_earned,points_possible,grading_files,reason"
+    );
+    assert!(
+        rows[2].contains(",02-pipes,Pipes (管道),in-progress,1,2,3,6,as-shipped,"),
+        "{table}"
+    );
+}
+
 #[test]
 fn grade_says_when_there_is_no_manifest() {
     let course = Course::new();
@@ -374,9 +510,60 @@ fn grade_says_when_there_is_no_manifest() {
     let output = course.workbook().args(["grade", "01"]).assert().code(1);
     let (stdout, _) = texts(output.get_output());
     assert!(
-        stdout.starts_with("WARNING: tests/MANIFEST.sha256 is missing"),
+        stdout.starts_with("GRADING FILES: tests/MANIFEST.sha256 is missing"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("01-processes      0/2  FAILED: grading files changed\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn score_reads_one_unit_from_the_json() {
+    let course = Course::new();
+    course.solve("02-pipes", 1);
+    let output = course
+        .workbook()
+        .args(["grade", "--json"])
+        .output()
+        .expect("grade runs");
+    course.write("grade.json", &String::from_utf8_lossy(&output.stdout));
+    let output = course
+        .workbook()
+        .args([
+            "score",
+            "grade.json",
+            "02",
+            "--test",
+            "task_1_works",
+            "--max",
+            "1",
+        ])
+        .assert()
+        .success();
+    let (stdout, _) = texts(output.get_output());
+    assert_eq!(stdout, "02: task_1_works: passed, 1/1 point\n");
+    let output = course
+        .workbook()
+        .args(["score", "grade.json", "pipes"])
+        .assert()
+        .code(1);
+    let (stdout, _) = texts(output.get_output());
+    assert!(
+        stdout.starts_with("pipes: failed, 1/2 points: task_2_works: pipes: TODO 2 is not done"),
+        "{stdout}"
+    );
+    // For the reporter: the result goes to $GITHUB_OUTPUT, the status is 0.
+    let output_file = course.outside("github-output");
+    course
+        .workbook()
+        .args(["score", "grade.json", "02", "--task", "2", "--classroom"])
+        .env("GITHUB_OUTPUT", &output_file)
+        .assert()
+        .success();
+    let written = fs::read_to_string(&output_file).expect("the output file");
+    assert!(written.starts_with("result="), "{written}");
 }
 
 // ---- hint -------------------------------------------------------------------

@@ -168,7 +168,7 @@ impl Mapping {
     /// checks that a creator published a block (its magic word).
     pub fn load_u32(&self, offset: usize) -> nix::Result<u32> {
         let start = self.check(offset, 4)?;
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
         // SAFETY: in bounds and 4-aligned (the mapping is page-aligned);

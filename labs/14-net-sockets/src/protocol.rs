@@ -127,7 +127,7 @@ pub fn answer(request: &[u8]) -> Vec<u8> {
 
 /// The sum of the big-endian `i64`s in `argument`.
 fn sum(argument: &[u8]) -> Result<i64, String> {
-    if argument.len() % 8 != 0 {
+    if !argument.len().is_multiple_of(8) {
         return Err(format!(
             "SUM takes 8-byte integers: {} bytes is not a whole number of them",
             argument.len()

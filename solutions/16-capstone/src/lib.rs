@@ -996,7 +996,7 @@ impl Wakeup for Spin {
         let mut looks: u32 = 0;
         while counter.load(Ordering::Acquire) == 0 {
             looks = looks.wrapping_add(1);
-            if looks % SPINS == 0 {
+            if looks.is_multiple_of(SPINS) {
                 thread::yield_now();
             } else {
                 hint::spin_loop();

@@ -40,9 +40,9 @@ fn a_traced_run_goes_through_the_tracer_and_still_shows_the_program() {
         .expect("the test binary runs");
     assert!(status.success(), "the traced runs failed: {status}");
     let command = fs::read_to_string(dir.path().join("1.cmd")).expect("1.cmd");
-    assert_eq!(command, "sh -c 'echo $$; exit 3'\n");
+    assert_eq!(command, "sh -c 'echo $$; read go < go; exit 3'\n");
     let trace = fs::read_to_string(dir.path().join("1.trace")).expect("1.trace");
-    assert_eq!(trace, "traced: sh -c echo $$; exit 3\n");
+    assert_eq!(trace, "traced: sh -c echo $$; read go < go; exit 3\n");
     // The run that is not a lab's (no chapter) was not traced.
     assert!(!dir.path().join("2.cmd").exists());
 }
@@ -50,12 +50,22 @@ fn a_traced_run_goes_through_the_tracer_and_still_shows_the_program() {
 /// The inner test: a lab run (one with a chapter) under the fake tracer,
 /// then a run that is not a lab's.
 fn traced_runs() {
-    let mut running = Cmd::new("sh", Sandbox::new())
+    // The program waits on a FIFO until its pid has been read: a program
+    // (and a tracer) that had already ended would leave no child to find.
+    let sandbox = Sandbox::new();
+    let go = sandbox.path("go");
+    let made = Command::new("mkfifo")
+        .arg(&go)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", go.display());
+    let mut running = Cmd::new("sh", sandbox)
         .chapter("00-intro.md")
-        .args(["-c", "echo $$; exit 3"])
+        .args(["-c", "echo $$; read go < go; exit 3"])
         .start();
     let pid = running.pid();
     running.wait_for_stdout("\n", Duration::from_secs(5));
+    fs::write(&go, "go\n").expect("the program reads the FIFO");
     let run = running.wait(Duration::from_secs(10));
     assert_eq!(
         run.stdout.trim(),

@@ -7,9 +7,11 @@
 //! each, their solutions, suites, a snapshot, a book and a README. The fake
 //! cargo (`$CARGO`) answers `cargo metadata`, answers `cargo test -p TOPIC`
 //! with libtest output in which test N passes once the lab's
-//! `todo!("TODO(N)…")` is gone, and answers `cargo run` by writing its
-//! arguments, one per line, to `cargo-run-args` in its working directory
-//! and exiting with status 3.
+//! `todo!("TODO(N)…")` is gone (only builds with `--no-run`; with
+//! `FAKE_TAMPER_AT=build` or `run` it also changes a snapshot while it
+//! builds or runs, as a build script or a program could), and answers
+//! `cargo run` by writing its arguments, one per line, to `cargo-run-args`
+//! in its working directory and exiting with status 3.
 
 #![allow(dead_code)]
 
@@ -39,6 +41,21 @@ if grep -q 'does not compile' "$lib"; then
   echo "error[E0425]: cannot find value \`fds\` in this scope" >&2
   echo "  --> $lib:3:9" >&2
   exit 101
+fi
+norun=no
+for arg in "$@"; do
+  if [ "$arg" = --no-run ]; then norun=yes; fi
+done
+# What a build script or a lab's program could do behind the grader's back.
+if [ "${FAKE_TAMPER_AT:-}" = build ] && [ $norun = yes ]; then
+  echo changed >> tests/snapshots/pipes__task_1_works.snap
+fi
+if [ "${FAKE_TAMPER_AT:-}" = run ] && [ $norun = no ]; then
+  echo changed >> tests/snapshots/pipes__task_1_works.snap
+fi
+if [ $norun = yes ]; then
+  echo "  Executable tests/$pkg.rs (target/debug/deps/$pkg-0)" >&2
+  exit 0
 fi
 echo "     Running tests/$pkg.rs (target/debug/deps/$pkg-0)" >&2
 echo "running 2 tests"
@@ -204,7 +221,18 @@ default-members = [
         self.write(".gitignore", "/target\n");
         self.write(".ci/run", "#!/bin/sh\ncargo test\n");
         self.write("book/book.toml", "[book]\ntitle = \"Fake\"\n");
-        self.write("book/src/SUMMARY.md", "# Summary\n");
+        self.write(
+            "book/src/SUMMARY.md",
+            "# Summary\n\n- [Processes](01-processes.md)\n- [Pipes](02-pipes.md)\n\
+             - [Grading](grading.md)\n",
+        );
+        self.write(
+            "book/src/grading.md",
+            "# Grading\n\nRun `cargo test` in a lab; see [Pipes](02-pipes.md#task-1-do-the-first-thing).\n\n\
+             <!-- instructor-only -->\n## For instructors\n\nRun `cargo workbook verify`; the \
+             solutions are in `solutions/`.\n<!-- /instructor-only -->\n",
+        );
+        self.write("guide/README.md", "# Instructor's guide\n");
         self.write("book/book/index.html", "built\n");
         self.write("workbook/Cargo.toml", "[package]\nname = \"workbook\"\n");
         self.write(
@@ -222,7 +250,10 @@ default-members = [
             let topic = lab.split_once('-').map(|(_, t)| t).unwrap_or(lab);
             self.write(
                 &format!("tests/{lab}.rs"),
-                &format!("//! Suite of {lab}.\n"),
+                &format!(
+                    "//! Suite of {lab}.\n\n#[test]\nfn task_1_works() {{\n    check(\"Task 1: do it\");\n}}\n\n\
+                     #[test]\nfn task_2_works() {{\n    check(\"Task 2: do it\");\n}}\n"
+                ),
             );
             self.write(
                 &format!("book/src/{lab}.md"),

@@ -154,7 +154,7 @@ fn pipe_capacity() -> usize {
 /// 1 MiB comes first so that a receiver that takes one `read` for a whole
 /// message fails every time, not by luck. Before its receiver has read
 /// anything, no stream has 1 MiB waiting to be read: a pipe holds 64 KiB,
-/// a Unix stream socket about its sender's `SO_SNDBUF` (208 KiB by
+/// a Unix stream socket some 200 KiB (its sender's `SO_SNDBUF`, 208 KiB by
 /// default), a new TCP connection about its receiver's first `SO_RCVBUF`
 /// (`tcp_rmem`'s default, 128 KiB); so the first `read` returns part of
 /// the message.

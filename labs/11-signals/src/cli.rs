@@ -191,10 +191,18 @@ pub fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("signals: {error:#}");
+            print_error(&format!("signals: {error:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `line` and a line break on standard error in one `write(2)`.
+/// `eprintln!` writes a line in pieces, so the error lines of processes
+/// that share a pipe for their standard error could mix; a pipe keeps each
+/// write of at most `PIPE_BUF` bytes whole (chapter 02).
+fn print_error(line: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
 }
 
 fn execute(command: Command) -> anyhow::Result<()> {

@@ -165,10 +165,18 @@ pub fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("ptrace: {error:#}");
+            print_error(&format!("ptrace: {error:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `line` and a line break on standard error in one `write(2)`.
+/// `eprintln!` writes a line in pieces, so the error lines of processes
+/// that share a pipe for their standard error could mix; a pipe keeps each
+/// write of at most `PIPE_BUF` bytes whole (chapter 02).
+fn print_error(line: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
 }
 
 /// A usage mistake found after parsing: one line, exit status 2.

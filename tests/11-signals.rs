@@ -1769,6 +1769,10 @@ fn supervisor_restarts_a_worker_that_dies() {
             libc::SIGALRM,
             libc::SIGPIPE,
         ]);
+        // Until it execs, a worker may still ignore SIGPIPE (as every Rust
+        // program does), and a SIGPIPE sent then is discarded: wait for the
+        // exec, so that the signal meets the state the worker runs with.
+        wait_for_exec(&supervisor, victim);
         kill(victim, signo);
         supervisor.wait_for_restart(
             victim,

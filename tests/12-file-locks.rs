@@ -105,6 +105,10 @@ fn start_holder(home: &Sandbox, section: &str, args: &[&str]) -> Running {
 /// Sends SIGTERM to a holder and collects it: it must let go of its locks,
 /// say `released`, and exit with status 0.
 fn release(mut holder: Running) -> Run {
+    // `hold` handles SIGTERM only once it says `holding`: a holder that got
+    // its last lock a moment ago (the winner of a deadlock) may not be there
+    // yet, and SIGTERM's default action would end it.
+    holder.wait_for_stdout("holding\n", WAIT);
     holder.signal(libc::SIGTERM);
     let run = holder.wait(WAIT);
     run.expect_success();

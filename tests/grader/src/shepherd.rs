@@ -931,6 +931,10 @@ unsafe fn program_main(plan: &Plan) -> ! {
         if plan.unprivileged {
             drop_capabilities();
         }
+        // The program reports its own pid before it execs: once it runs, it
+        // may kill the shepherd before the shepherd's own report is written
+        // (the shepherd repeats it, harmlessly).
+        tell(REPORT_FD, tag::STARTED, libc::getpid());
         libc::execve(plan.path, plan.argv, plan.envp);
         tell(REPORT_FD, tag::EXEC_FAILED, errno());
         libc::_exit(127)

@@ -11,7 +11,10 @@ fn a_running_program_shows_its_open_files_and_its_mappings() {
     let sandbox = Sandbox::new();
     let file = sandbox.write_file("held", "kept open on descriptor 3\n");
     let mut running = Cmd::new("sh", sandbox)
-        .args(["-c", r#"exec 3<"$1"; echo ready; exec sleep 30"#, "sh"])
+        // The shell itself stays (no `exec sleep`): once it has said ready,
+        // its mappings are complete, where a program in the middle of an
+        // exec would show only its new stack.
+        .args(["-c", r#"exec 3<"$1"; echo ready; sleep 30"#, "sh"])
         .arg(&file)
         .start();
     running.wait_for_stdout("ready", Duration::from_secs(5));

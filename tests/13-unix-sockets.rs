@@ -75,36 +75,6 @@ fn lab() -> Lab {
     grader::lab!(CHAPTER)
 }
 
-// ---- seeded inputs --------------------------------------------------------------
-
-/// A word of `len` lowercase letters and digits.
-fn word(vary: &mut Varied, len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len).map(|_| char::from(*vary.pick(ALPHABET))).collect()
-}
-
-/// `count` words of 0 to `longest` characters.
-fn words(vary: &mut Varied, count: usize, longest: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| {
-            let len = vary.size(0, longest);
-            word(vary, len)
-        })
-        .collect()
-}
-
-/// A word of `shortest` to `longest` characters.
-fn word_in(vary: &mut Varied, shortest: usize, longest: usize) -> String {
-    let len = vary.size(shortest, longest);
-    word(vary, len)
-}
-
-/// Arbitrary bytes, `shortest` to `longest` of them.
-fn bytes_in(vary: &mut Varied, shortest: usize, longest: usize) -> Vec<u8> {
-    let len = vary.size(shortest, longest);
-    vary.bytes(len)
-}
-
 // ---- shared checks ----------------------------------------------------------------
 
 /// Fails unless the program reported an error on exactly one line that
@@ -594,7 +564,7 @@ fn a_stream_merges_the_childs_messages_into_one_byte_stream() {
     assert_transcript!(run);
     let mut vary = Varied::new();
     let count = vary.size(2, 8);
-    let messages = words(&mut vary, count, 12);
+    let messages = vary.words(count, 12);
     check_pair(Pair::Stream, None, &messages);
 }
 
@@ -605,7 +575,7 @@ fn a_small_buffer_cuts_a_stream_anywhere() {
     let mut vary = Varied::new();
     let buffer = vary.size(2, 7);
     let count = vary.size(2, 6);
-    let messages = words(&mut vary, count, 15);
+    let messages = vary.words(count, 15);
     check_pair(Pair::Stream, Some(buffer), &messages);
 }
 
@@ -615,7 +585,7 @@ fn datagrams_keep_each_message_whole_even_an_empty_one() {
     assert_transcript!(run);
     let mut vary = Varied::new();
     let count = vary.size(2, 10);
-    let mut messages = words(&mut vary, count, 12);
+    let mut messages = vary.words(count, 12);
     let empty = vary.size(0, count - 1);
     messages[empty].clear();
     check_pair(Pair::Datagram, None, &messages);
@@ -628,7 +598,7 @@ fn a_datagram_longer_than_the_buffer_is_cut_and_the_rest_lost() {
     let mut vary = Varied::new();
     let buffer = vary.size(2, 6);
     let count = vary.size(2, 8);
-    let messages = words(&mut vary, count, 12);
+    let messages = vary.words(count, 12);
     check_pair(Pair::Datagram, Some(buffer), &messages);
 }
 
@@ -866,7 +836,7 @@ fn greet_leaves_a_live_servers_socket_alone() {
 #[test]
 fn greet_leaves_a_file_that_is_not_a_socket_alone() {
     let mut vary = Varied::new();
-    let contents = format!("notes {}\n", word(&mut vary, 20));
+    let contents = format!("notes {}\n", vary.word(20));
     let sandbox = Sandbox::new();
     let notes = sandbox.write_file("notes.sock", &contents);
     let run = lab()
@@ -898,10 +868,7 @@ fn a_path_too_long_for_sun_path_is_refused_on_one_line() {
     let dir = sandbox.dir().to_path_buf();
     // A path of 108 to 150 bytes: sun_path holds 107 and a NUL.
     let total = vary.size(108, 150);
-    let name = word(
-        &mut vary,
-        total.saturating_sub(dir.as_os_str().len() + 1).max(1),
-    );
+    let name = vary.word(total.saturating_sub(dir.as_os_str().len() + 1).max(1));
     let long = dir.join(&name);
     let greet = lab()
         .cmd_in(sandbox, ["greet"])
@@ -930,7 +897,7 @@ fn a_path_too_long_for_sun_path_is_refused_on_one_line() {
             "never cut a path to fit sun_path: that binds another file",
         );
     }
-    let abstract_name = format!("@{}", word_in(&mut vary, 108, 120));
+    let abstract_name = format!("@{}", vary.word_in(108, 120));
     for address in [long.to_string_lossy().into_owned(), abstract_name] {
         let run = lab()
             .cmd(["connect", &address])
@@ -1066,7 +1033,7 @@ fn send_frames_each_message_with_a_big_endian_length() {
     check_send_to_python(&fixed);
     let mut vary = Varied::new();
     let count = vary.size(2, 6);
-    let mut messages = words(&mut vary, count, 40);
+    let mut messages = vary.words(count, 40);
     messages.push(String::new());
     check_send_to_python(&messages);
 }
@@ -1133,7 +1100,7 @@ fn send_reads_a_reply_that_arrives_in_pieces() {
     // length prefix, then twice in the payload.
     check_reply_in_pieces("hello, pieces", [2, 6, 11]);
     let mut vary = Varied::new();
-    let message = word_in(&mut vary, 10, 60);
+    let message = vary.word_in(10, 60);
     let length = HEADER_LEN + message.len();
     let first = vary.size(1, 3);
     let second = vary.size(first + 2, length - 3);
@@ -1346,7 +1313,7 @@ fn fetch_names_the_server_by_its_credentials() {
 #[test]
 fn share_hands_python_a_descriptor_it_can_read() {
     let mut vary = Varied::new();
-    let contents = bytes_in(&mut vary, 1, 5000);
+    let contents = vary.bytes_in(1, 5000);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let file = sandbox.write_file("shared.bin", &contents);
@@ -1398,7 +1365,7 @@ fn share_hands_python_a_descriptor_it_can_read() {
 #[test]
 fn fetch_uses_a_descriptor_python_passes() {
     let mut vary = Varied::new();
-    let contents = bytes_in(&mut vary, 1, 5000);
+    let contents = vary.bytes_in(1, 5000);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let file = sandbox.write_file("python.bin", &contents);
@@ -1630,7 +1597,7 @@ fn expect_answer(server: &Running, stream: &mut UnixStream, payload: &[u8], who:
 fn serve_answers_python_and_standard_tools() {
     let mut vary = Varied::new();
     let count = vary.size(1, 5);
-    let messages = words(&mut vary, count, 30);
+    let messages = vary.words(count, 30);
     let sandbox = Sandbox::new();
     let dir = sandbox.dir().to_path_buf();
     let path = sandbox.path("serve.sock");
@@ -1725,7 +1692,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
     order.insert(0, count - 1);
     for round in 0..2 {
         for &i in &order {
-            let payload = bytes_in(&mut vary, 0, 300);
+            let payload = vary.bytes_in(0, 300);
             let who = if round == 0 && i == count - 1 {
                 format!(
                     "client {count} of {count}, while the {} others stayed connected and \
@@ -1763,7 +1730,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
 
     // One frame in four pieces: a cut inside the length prefix, two in the
     // payload. Each piece is read by the server before the next is sent.
-    let payload = bytes_in(&mut vary, 10, 2000);
+    let payload = vary.bytes_in(10, 2000);
     let bytes = frame(&payload);
     let first = vary.size(1, 3);
     let second = vary.size(first + 2, bytes.len() - 3);
@@ -1798,7 +1765,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
     }
 
     // Three frames in one write: three answers.
-    let payloads: Vec<Vec<u8>> = (0..3).map(|_| bytes_in(&mut vary, 0, 100)).collect();
+    let payloads: Vec<Vec<u8>> = (0..3).map(|_| vary.bytes_in(0, 100)).collect();
     let together: Vec<u8> = payloads.iter().flat_map(|p| frame(p)).collect();
     let _ = client.write_all(&together);
     for (i, payload) in payloads.iter().enumerate() {
@@ -1840,7 +1807,7 @@ fn serve_drops_a_client_that_leaves_mid_frame_and_serves_the_next() {
     let _ = leaver.write_all(&half);
     drop(leaver);
     let mut next = serve_client(&server, &address);
-    let payload = bytes_in(&mut vary, 1, 100);
+    let payload = vary.bytes_in(1, 100);
     expect_answer(&server, &mut next, &payload, "the next client");
     drop(next);
     let run = server.wait(WAIT);
@@ -1928,9 +1895,9 @@ fn serve_survives_a_client_that_leaves_before_its_answer() {
     // instead would race with the server's answer).
     let mut leaver = serve_client(&server, &address);
     let _ = leaver.shutdown(std::net::Shutdown::Read);
-    let _ = leaver.write_all(&frame(&bytes_in(&mut vary, 1, MAX_FRAME)));
+    let _ = leaver.write_all(&frame(&vary.bytes_in(1, MAX_FRAME)));
     let mut next = serve_client(&server, &address);
-    let payload = bytes_in(&mut vary, 1, 100);
+    let payload = vary.bytes_in(1, 100);
     expect_answer(&server, &mut next, &payload, "the next client");
     drop(next);
     drop(leaver);
@@ -1967,7 +1934,7 @@ fn serve_serves_only_its_own_user() {
             );
         }
     }
-    let message = word_in(&mut vary, 1, 20);
+    let message = vary.word_in(1, 20);
     let mine = python(PY_FRAME_CLIENT, &dir)
         .arg(&address)
         .arg(&message)

@@ -90,38 +90,10 @@ fn lab() -> Lab {
 
 // ---- seeded inputs --------------------------------------------------------------
 
-/// A word of `len` lowercase letters and digits.
-fn word(vary: &mut Varied, len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len).map(|_| char::from(*vary.pick(ALPHABET))).collect()
-}
-
-/// `count` words of 0 to `longest` characters.
-fn words(vary: &mut Varied, count: usize, longest: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| {
-            let len = vary.size(0, longest);
-            word(vary, len)
-        })
-        .collect()
-}
-
-/// A word of `shortest` to `longest` characters.
-fn word_in(vary: &mut Varied, shortest: usize, longest: usize) -> String {
-    let len = vary.size(shortest, longest);
-    word(vary, len)
-}
-
-/// Arbitrary bytes, `shortest` to `longest` of them.
-fn bytes_in(vary: &mut Varied, shortest: usize, longest: usize) -> Vec<u8> {
-    let len = vary.size(shortest, longest);
-    vary.bytes(len)
-}
-
 /// `count` words (`fewest` to `most` of them) of 0 to `longest` characters.
 fn words_in(vary: &mut Varied, fewest: usize, most: usize, longest: usize) -> Vec<String> {
     let count = vary.size(fewest, most);
-    words(vary, count, longest)
+    vary.words(count, longest)
 }
 
 // ---- shared checks ----------------------------------------------------------------
@@ -1107,8 +1079,8 @@ fn ask(address: SocketAddr, messages: &[String]) -> Cmd {
 fn ask_frames_each_message_with_a_big_endian_length() {
     let mut vary = Varied::new();
     let count = vary.size(1, 4);
-    let mut messages = words(&mut vary, count, 40);
-    messages.push(word(&mut vary, 300));
+    let mut messages = vary.words(count, 40);
+    messages.push(vary.word(300));
     let (server, address) = start_python_server("answer", TASK_3);
     let run = ask(address, &messages).run();
     let heard = python_finished(server);
@@ -1176,7 +1148,7 @@ fn write_in_pieces(stream: &mut TcpStream, pieces: &[Vec<u8>]) -> Result<(), Str
 #[test]
 fn ask_reads_a_reply_that_arrives_in_pieces() {
     let mut vary = Varied::new();
-    let message = word_in(&mut vary, 10, 500);
+    let message = vary.word_in(10, 500);
     let reply = frame(&ok(message.as_bytes()));
     // Cuts: inside the length prefix, and twice in the body.
     let first = vary.size(1, 3);
@@ -1284,7 +1256,7 @@ fn ask_reports_a_server_that_leaves_in_the_middle_of_a_reply() {
 fn echo_and_sum_talk_to_a_python_socketserver() {
     let mut vary = Varied::new();
     let count = vary.size(1, 5);
-    let messages = words(&mut vary, count, 30);
+    let messages = vary.words(count, 30);
     let (server, address) = start_python_server("answer", TASK_4);
     let run = client(TASK_4, "echo", address, &messages).run();
     python_finished(server);
@@ -1337,7 +1309,7 @@ fn echo_and_sum_talk_to_a_python_socketserver() {
 fn echo_half_closes_and_still_gets_every_reply() {
     let mut vary = Varied::new();
     let count = vary.size(2, 6);
-    let messages = words(&mut vary, count, 20);
+    let messages = vary.words(count, 20);
     // This server answers only once it has read end-of-file.
     let (server, address) = start_python_server("after-eof", TASK_4);
     let run = client(TASK_4, "echo", address, &messages)
@@ -1595,7 +1567,7 @@ fn serve_answers_clients_that_are_all_connected_at_once() {
     order.insert(0, count - 1);
     for round in 0..2 {
         for &i in &order {
-            let text = bytes_in(&mut vary, 0, 300);
+            let text = vary.bytes_in(0, 300);
             let who = if round == 0 && i == count - 1 {
                 format!(
                     "client {count} of {count}, while the {} others stayed connected and \
@@ -1629,7 +1601,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
     let (server, address) = start_serve(&["--clients", "1"]);
     let mut stream = connect_to(address)
         .unwrap_or_else(|e| server.fail(format!("could not connect: {e}"), "listen"));
-    let text = bytes_in(&mut vary, 10, 2000);
+    let text = vary.bytes_in(10, 2000);
     let bytes = frame(&echo(&text));
     let first = vary.size(1, 3);
     let second = vary.size(first + 2, bytes.len() - 3);
@@ -1672,7 +1644,7 @@ fn serve_reads_frames_cut_anywhere_and_frames_sent_together() {
         ),
     }
     // Three frames in one write: three answers.
-    let texts: Vec<Vec<u8>> = (0..3).map(|_| bytes_in(&mut vary, 0, 100)).collect();
+    let texts: Vec<Vec<u8>> = (0..3).map(|_| vary.bytes_in(0, 100)).collect();
     let together: Vec<u8> = texts.iter().flat_map(|t| frame(&echo(t))).collect();
     let _ = stream.write_all(&together);
     for (i, text) in texts.iter().enumerate() {
@@ -2205,7 +2177,7 @@ fn udp_test_server(plans: Vec<Plan>) -> (SocketAddr, JoinHandle<Result<String, S
 fn udp_echo_makes_up_for_lost_duplicated_and_late_datagrams() {
     let mut vary = Varied::new();
     let count = vary.size(3, 5);
-    let messages = words(&mut vary, count, 20);
+    let messages = vary.words(count, 20);
     let mut plans: Vec<Plan> = (0..count)
         .map(|_| Plan {
             drop_first: 0,
@@ -2398,7 +2370,7 @@ wait
 #[test]
 fn client_and_server_on_two_hosts_joined_by_a_veth_pair() {
     let mut vary = Varied::new();
-    let messages = vec![word(&mut vary, 12), word(&mut vary, 5)];
+    let messages = vec![vary.word(12), vary.word(5)];
     if let Some(why) = namespaces_unavailable() {
         println!(
             "skipped the two network namespaces: {why}; ran the same conversation on the \

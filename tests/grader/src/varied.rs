@@ -86,6 +86,23 @@ impl Varied {
             .collect()
     }
 
+    /// A word of `shortest` to `longest` letters.
+    pub fn word_in(&mut self, shortest: usize, longest: usize) -> String {
+        let len = self.size(shortest, longest);
+        self.word(len)
+    }
+
+    /// `count` words of 0 to `longest` letters each.
+    pub fn words(&mut self, count: usize, longest: usize) -> Vec<String> {
+        (0..count).map(|_| self.word_in(0, longest)).collect()
+    }
+
+    /// [`Varied::bytes`], `shortest` to `longest` of them.
+    pub fn bytes_in(&mut self, shortest: usize, longest: usize) -> Vec<u8> {
+        let len = self.size(shortest, longest);
+        self.bytes(len)
+    }
+
     /// `len` bytes in which every value from 0 to 255 may appear: contents
     /// for files, segments and messages that must go through unchanged.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
